@@ -1,0 +1,66 @@
+//! The command line: commands, `-v` count, `--json`, `--root DIR`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit status:
+  check: 0 ready, 1 transition in progress, 2 could not tell (error)
+  every other command: 0 success, 1 error
+
+Most answers need root: per-task patch state and kernel stacks are readable
+by root only. `--root DIR` reads DIR/sys and DIR/proc instead of /sys and
+/proc (a captured snapshot, or a test fixture); poke then signals nothing.";
+
+/// Kernel live patching: is a transition running, which patches are loaded,
+/// and which threads hold a transition up.
+#[derive(Debug, Parser)]
+#[command(name = "kgr", version, after_help = AFTER_HELP, disable_help_subcommand = true)]
+pub struct Cli {
+    /// More detail (repeat for more: -vv).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Print one JSON document instead of the human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Read DIR/sys and DIR/proc instead of /sys and /proc.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print `ready`, or `in_progress` while a patch transition runs.
+    Status,
+    /// Exit 0 when ready, 1 while a transition runs, 2 when it cannot tell.
+    Check,
+    /// List the loaded live patches in stack order (-v: package, CVEs, bugs;
+    /// -vv: kernel facts and patched functions).
+    Patches,
+    /// List the threads that keep the running transition from finishing
+    /// (-v: with command lines; -vv: with kernel stacks).
+    Blocking(BlockingArgs),
+    /// Obsolete alias of `blocking`.
+    #[command(name = "blocking_threads")]
+    BlockingThreads(BlockingArgs),
+    /// Send SIGSTOP then SIGCONT to each process with a blocking thread, so
+    /// that it crosses the kernel/user boundary and switches (obsolete;
+    /// kernels since 5.1 signal blockers by themselves).
+    Poke(PokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BlockingArgs {}
+
+#[derive(Debug, Args)]
+pub struct PokeArgs {
+    /// Say what would be signalled, signal nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}

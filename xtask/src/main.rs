@@ -1,0 +1,44 @@
+//! Project tasks: the test command of the README, the VM lab and the demo.
+
+mod test;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "kgr project tasks (run as `cargo xtask ...`)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The project's one test command: format, lints, unit and fixture
+    /// tests, then the VM lab scenarios on every lab kernel.
+    Test(test::TestArgs),
+    /// The real-kernel lab: a live-patching kernel in qemu.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+    /// The README's main job: a real stuck live patch transition in the
+    /// lab, diagnosed by kgr, step by step.
+    Demo(vm::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test(args) => test::run(&args),
+        Command::Vm(cmd) => vm::run(cmd),
+        Command::Demo(args) => vm::demo(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
