@@ -1,0 +1,9 @@
+//! Plain data about live patching and pure functions over it: no I/O here.
+
+mod patch;
+mod task;
+mod transition;
+
+pub use patch::{order_patches, Patch, PatchObject, PatchedFunction};
+pub use task::{display_cmdline, PatchState, TaskState, Thread};
+pub use transition::{blocks, Target, Transition};

@@ -1,0 +1,13 @@
+//! Renderers: the human layouts of compat.md and JSON, into any `io::Write`.
+
+pub mod human;
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// Writes `report` as one JSON document on one line.
+pub fn json<W: Write>(out: &mut W, report: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, report)?;
+    writeln!(out)
+}

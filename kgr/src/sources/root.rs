@@ -1,0 +1,70 @@
+//! The injectable root: `/sys` and `/proc`, or a captured tree under `--root DIR`.
+
+use std::path::{Path, PathBuf};
+
+/// Where kgr reads the kernel's state from.
+#[derive(Debug, Clone)]
+pub struct Root {
+    base: Option<PathBuf>,
+}
+
+impl Root {
+    /// The running system.
+    pub fn live() -> Root {
+        Root { base: None }
+    }
+
+    /// A captured tree: reads `dir/sys/...` and `dir/proc/...`.
+    pub fn at(dir: &Path) -> Root {
+        Root {
+            base: Some(dir.to_path_buf()),
+        }
+    }
+
+    /// True when reading the running system (eBPF, packages and signals allowed).
+    pub fn is_live(&self) -> bool {
+        self.base.is_none()
+    }
+
+    /// `/sys/<rel>` under this root.
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        self.join("sys", rel)
+    }
+
+    /// `/proc` under this root.
+    pub fn proc(&self) -> PathBuf {
+        self.join("proc", "")
+    }
+
+    fn join(&self, top: &str, rel: &str) -> PathBuf {
+        let mut path = match &self.base {
+            Some(base) => base.join(top),
+            None => Path::new("/").join(top),
+        };
+        if !rel.is_empty() {
+            path.push(rel);
+        }
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            Root::live().sys("kernel/livepatch"),
+            Path::new("/sys/kernel/livepatch")
+        );
+        assert_eq!(Root::live().proc(), Path::new("/proc"));
+        let r = Root::at(Path::new("/tmp/x"));
+        assert_eq!(
+            r.sys("kernel/livepatch"),
+            Path::new("/tmp/x/sys/kernel/livepatch")
+        );
+        assert_eq!(r.proc(), Path::new("/tmp/x/proc"));
+        assert!(!r.is_live());
+    }
+}
