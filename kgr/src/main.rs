@@ -110,7 +110,7 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
             Ok(EXIT_OK)
         }
         Command::Blocking(_) | Command::BlockingThreads(_) => {
-            let report = commands::blocking::run(ctx, verbose > 1)?;
+            let report = commands::blocking::run(ctx, verbose > 0 || json, verbose > 1)?;
             if json {
                 output::json(out, &report)?;
             } else {

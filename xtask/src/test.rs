@@ -29,7 +29,14 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 pub fn run(args: &TestArgs) -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])?;
     let outcome = if args.no_vm {
         LabOutcome::Skipped("--no-vm given".into())

@@ -17,7 +17,7 @@ pub struct BlockingReport {
     pub incomplete: bool,
 }
 
-pub fn run(ctx: &mut Context, stacks: bool) -> Result<BlockingReport> {
+pub fn run(ctx: &mut Context, details: bool, stacks: bool) -> Result<BlockingReport> {
     let system = read_system(ctx, Depth::States)?;
     let Some(view) = current_transition(&system) else {
         return Ok(BlockingReport {
@@ -26,7 +26,7 @@ pub fn run(ctx: &mut Context, stacks: bool) -> Result<BlockingReport> {
             incomplete: false,
         });
     };
-    let scan = view.blockers(ctx, stacks)?;
+    let scan = view.blockers(ctx, details, stacks)?;
     let mut transition = view.transition.clone();
     let incomplete = scan.unreadable > 0;
     if !incomplete {

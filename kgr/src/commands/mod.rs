@@ -66,10 +66,12 @@ pub fn current_transition(system: &Livepatching) -> Option<TransitionView> {
 
 impl TransitionView {
     /// Every thread that blocks this transition.
-    pub fn blockers(&self, ctx: &mut Context, stacks: bool) -> Result<ThreadScan> {
+    /// `details`: each blocker's `stat` and `cmdline`; `stacks`: its kernel stack.
+    pub fn blockers(&self, ctx: &mut Context, details: bool, stacks: bool) -> Result<ThreadScan> {
         let target = self.target;
         let request = ScanRequest {
             state_file: self.state_file,
+            details: details || stacks,
             stacks,
         };
         let scan = scan_threads(&ctx.root, request, |state: PatchState| {

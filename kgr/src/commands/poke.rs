@@ -110,11 +110,16 @@ pub fn run(ctx: &mut Context, dry_run_asked: bool) -> Result<PokeReport> {
     let dry_run = dry_run_asked || !ctx.root.is_live();
     let system = read_system(ctx, Depth::States)?;
     let scan = match current_transition(&system) {
-        Some(view) => view.blockers(ctx, false)?,
+        Some(view) => view.blockers(ctx, true, false)?,
         None => Default::default(),
     };
+    poke_threads(ctx, &scan.threads, dry_run)
+}
+
+/// Pokes the processes of `threads` (the blocking set), or says what it would do.
+pub fn poke_threads(ctx: &Context, threads: &[Thread], dry_run: bool) -> Result<PokeReport> {
     let mut by_process: BTreeMap<i32, Vec<&Thread>> = BTreeMap::new();
-    for thread in &scan.threads {
+    for thread in threads {
         by_process.entry(thread.pid).or_default().push(thread);
     }
     let mut actions = Vec::new();
@@ -128,14 +133,13 @@ pub fn run(ctx: &mut Context, dry_run_asked: bool) -> Result<PokeReport> {
         match verdict(*pid, blockers, &all_states) {
             Some(reason) => actions.push(PokeAction::Skip(Skipped { pid: *pid, reason })),
             None => {
-                let leader = blockers
-                    .iter()
-                    .find(|t| t.tid == *pid)
-                    .unwrap_or(&blockers[0]);
+                // Any blocking thread witnesses the process's identity.
+                let witness = blockers[0];
                 actions.push(PokeAction::Send(*pid));
                 targets.push(PokeTarget {
                     pid: *pid,
-                    starttime: leader.starttime,
+                    tid: witness.tid,
+                    starttime: witness.starttime,
                 });
             }
         }
@@ -181,4 +185,194 @@ pub fn run(ctx: &mut Context, dry_run_asked: bool) -> Result<PokeReport> {
         dry_run,
         actions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::PathBuf;
+    use std::process::{Child, Command};
+    use std::thread::sleep;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::model::{PatchState, TaskState};
+    use crate::sources::procfs::read_thread;
+    use crate::sources::Root;
+
+    fn ctx() -> Context {
+        Context {
+            root: Root::live(),
+            verbose: 1,
+            json: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A real process that appends a line to `log` each time it gets SIGCONT.
+    fn cont_logger(log: &PathBuf) -> Child {
+        let script = format!(
+            "trap 'echo cont >> {}' CONT; echo ready >> {0}; while :; do sleep 0.05; done",
+            log.display()
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .spawn()
+            .expect("spawning bash");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::read_to_string(log).unwrap_or_default().is_empty() {
+            assert!(Instant::now() < deadline, "child never became ready");
+            sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
+    fn thread_of(child: &Child) -> Thread {
+        let pid = child.id() as i32;
+        read_thread(&Root::live(), pid, pid, PatchState::Unpatched)
+            .expect("reading child")
+            .expect("child exists")
+    }
+
+    fn conts(log: &PathBuf) -> usize {
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "cont")
+            .count()
+    }
+
+    fn state(pid: u32) -> char {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let after = stat.rsplit_once(") ").expect("stat shape").1;
+        after.chars().next().expect("state letter")
+    }
+
+    #[test]
+    fn pokes_only_what_it_may_on_real_processes() {
+        let dir = std::env::temp_dir().join(format!("kgr-poke-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let (sleeping_log, stopped_log, recycled_log) = (
+            dir.join("sleeping"),
+            dir.join("stopped"),
+            dir.join("recycled"),
+        );
+        let mut sleeping = cont_logger(&sleeping_log);
+        let mut stopped = cont_logger(&stopped_log);
+        let mut recycled = cont_logger(&recycled_log);
+        let mut exited = Command::new("true").spawn().expect("spawning true");
+
+        // A job stopped on purpose: CONT would resume it.
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(stopped.id() as i32).expect("pid"),
+            rustix::process::Signal::STOP,
+        )
+        .expect("stopping child");
+        while state(stopped.id()) != 'T' {
+            sleep(Duration::from_millis(10));
+        }
+
+        let exited_thread = thread_of(&exited);
+        exited.wait().expect("reaping");
+        // The scan saw another process under this pid: a recycled pid must not be hit.
+        let mut recycled_thread = thread_of(&recycled);
+        recycled_thread.starttime += 1;
+
+        let mut threads = vec![
+            thread_of(&sleeping),
+            thread_of(&stopped),
+            recycled_thread,
+            exited_thread,
+        ];
+        threads.sort_by_key(|t| t.pid);
+        let report = poke_threads(&ctx(), &threads, false).expect("poke");
+
+        sleep(Duration::from_millis(300));
+        assert_eq!(
+            report.poked,
+            vec![sleeping.id() as i32],
+            "only the sleeper is poked: {report:?}"
+        );
+        assert_eq!(
+            conts(&sleeping_log),
+            1,
+            "the sleeper got exactly one SIGCONT"
+        );
+        assert_eq!(conts(&stopped_log), 0, "the stopped job got no SIGCONT");
+        assert_eq!(state(stopped.id()), 'T', "the stopped job stays stopped");
+        assert_eq!(
+            conts(&recycled_log),
+            0,
+            "the recycled pid's process got no signal"
+        );
+        let reason = |pid: u32| {
+            report
+                .skipped
+                .iter()
+                .find(|s| s.pid == pid as i32)
+                .map(|s| s.reason)
+        };
+        assert_eq!(reason(stopped.id()), Some(SkipReason::Stopped));
+        assert_eq!(reason(recycled.id()), Some(SkipReason::Exited));
+        assert_eq!(reason(exited.id()), Some(SkipReason::Exited));
+
+        // A dry run signals nobody.
+        let report = poke_threads(&ctx(), &[thread_of(&sleeping)], true).expect("dry run");
+        assert!(report.dry_run);
+        sleep(Duration::from_millis(200));
+        assert_eq!(conts(&sleeping_log), 1, "a dry run sends nothing");
+
+        for child in [&mut sleeping, &mut stopped, &mut recycled] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    fn blocker(pid: i32, state: char, kthread: bool) -> Thread {
+        Thread {
+            tid: pid,
+            pid,
+            comm: "x".into(),
+            cmdline: "x".into(),
+            kthread,
+            state: TaskState(state),
+            patch_state: PatchState::Unpatched,
+            stack: None,
+            starttime: 0,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = |state, kthread| blocker(10, state, kthread);
+        assert_eq!(
+            verdict(1, &[&blocker(1, 'S', false)], &[]),
+            Some(SkipReason::Init)
+        );
+        assert_eq!(
+            verdict(10, &[&t('I', true)], &[]),
+            Some(SkipReason::KernelThread)
+        );
+        assert_eq!(
+            verdict(10, &[&t('D', false)], &[]),
+            Some(SkipReason::UninterruptibleSleep)
+        );
+        assert_eq!(
+            verdict(10, &[&t('S', false)], &['S', 'T']),
+            Some(SkipReason::Stopped)
+        );
+        assert_eq!(
+            verdict(10, &[&t('t', false)], &[]),
+            Some(SkipReason::Traced)
+        );
+        assert_eq!(
+            verdict(10, &[&t('Z', false)], &[]),
+            Some(SkipReason::Zombie)
+        );
+        assert_eq!(
+            verdict(10, &[&t('S', false), &t('D', false)], &['S', 'D']),
+            None
+        );
+    }
 }

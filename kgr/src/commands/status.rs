@@ -33,7 +33,7 @@ pub fn run(ctx: &mut Context, count_threads: bool) -> Result<StatusReport> {
     };
     let mut transition = view.transition.clone();
     if count_threads {
-        let scan = view.blockers(ctx, false)?;
+        let scan = view.blockers(ctx, false, false)?;
         if scan.unreadable == 0 {
             transition.threads_left = Some(scan.threads.len());
         }

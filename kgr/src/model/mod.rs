@@ -5,5 +5,5 @@ mod task;
 mod transition;
 
 pub use patch::{order_patches, Patch, PatchObject, PatchedFunction};
-pub use task::{display_cmdline, PatchState, TaskState, Thread};
+pub use task::{join_cmdline, PatchState, TaskState, Thread};
 pub use transition::{blocks, Target, Transition};

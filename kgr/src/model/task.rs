@@ -71,7 +71,7 @@ pub struct Thread {
     pub tid: i32,
     pub pid: i32,
     pub comm: String,
-    /// As ps prints it: arguments joined by spaces, `[comm]` when empty.
+    /// The arguments joined by spaces; empty for kernel threads and zombies.
     pub cmdline: String,
     pub kthread: bool,
     pub state: TaskState,
@@ -84,15 +84,37 @@ pub struct Thread {
     pub starttime: u64,
 }
 
-/// Renders `cmdline` as ps does: NULs as spaces, the trailing NUL dropped,
-/// `[comm]` for kernel threads and empty command lines.
-pub fn display_cmdline(raw: &[u8], comm: &str, kthread: bool) -> String {
-    let trimmed = raw.strip_suffix(b"\0").unwrap_or(raw);
-    if kthread || trimmed.is_empty() {
-        return format!("[{comm}]");
+impl Thread {
+    /// A thread known only by its ids and state (a scan without details).
+    pub fn bare(pid: i32, tid: i32, patch_state: PatchState) -> Thread {
+        Thread {
+            tid,
+            pid,
+            comm: String::new(),
+            cmdline: String::new(),
+            kthread: false,
+            state: TaskState('?'),
+            patch_state,
+            stack: None,
+            starttime: 0,
+        }
     }
-    let text = String::from_utf8_lossy(trimmed);
-    text.replace('\0', " ")
+
+    /// The command line as ps prints it: `[comm]` for kernel threads and
+    /// empty command lines.
+    pub fn display_cmdline(&self) -> String {
+        if self.kthread || self.cmdline.is_empty() {
+            format!("[{}]", self.comm)
+        } else {
+            self.cmdline.clone()
+        }
+    }
+}
+
+/// Joins a raw `cmdline` (NUL-separated, NUL-terminated) with spaces.
+pub fn join_cmdline(raw: &[u8]) -> String {
+    let trimmed = raw.strip_suffix(b"\0").unwrap_or(raw);
+    String::from_utf8_lossy(trimmed).replace('\0', " ")
 }
 
 #[cfg(test)]
@@ -101,13 +123,16 @@ mod tests {
 
     #[test]
     fn cmdline_like_ps() {
-        assert_eq!(
-            display_cmdline(b"sleep\x00100\x00", "sleep", false),
-            "sleep 100"
-        );
-        assert_eq!(display_cmdline(b"", "kworker/0:1", true), "[kworker/0:1]");
-        assert_eq!(display_cmdline(b"", "zomb", false), "[zomb]");
-        assert_eq!(display_cmdline(b"x\x00\x00", "x", false), "x ");
+        assert_eq!(join_cmdline(b"sleep\x00100\x00"), "sleep 100");
+        assert_eq!(join_cmdline(b"x\x00\x00"), "x ");
+        let mut t = Thread::bare(5, 5, PatchState::Unpatched);
+        t.comm = "kworker/0:1".into();
+        t.kthread = true;
+        assert_eq!(t.display_cmdline(), "[kworker/0:1]");
+        t.kthread = false;
+        assert_eq!(t.display_cmdline(), "[kworker/0:1]");
+        t.cmdline = "sleep 100".into();
+        assert_eq!(t.display_cmdline(), "sleep 100");
     }
 
     #[test]

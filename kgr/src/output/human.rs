@@ -121,7 +121,7 @@ pub fn blocking<W: Write>(out: &mut W, report: &BlockingReport, verbose: u8) -> 
             writeln!(out, "{}", thread.tid)?;
             continue;
         }
-        writeln!(out, "{} {}", thread.tid, thread.cmdline)?;
+        writeln!(out, "{} {}", thread.tid, thread.display_cmdline())?;
         if verbose > 1 {
             for frame in thread.stack.iter().flatten() {
                 writeln!(out, "    {frame}")?;

@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use procfs::process::{all_processes_with_root, Process, Task};
 use procfs::{FromRead, ProcError, ProcResult};
 
-use crate::model::{display_cmdline, PatchState, TaskState, Thread};
+use crate::model::{join_cmdline, PatchState, TaskState, Thread};
 
 use super::sysfs::shorten;
 use super::Root;
@@ -52,6 +52,8 @@ impl StateFile {
 #[derive(Debug, Clone, Copy)]
 pub struct ScanRequest {
     pub state_file: StateFile,
+    /// Read each selected thread's `stat` and `cmdline` (else only its tid).
+    pub details: bool,
     /// Read the kernel stack of each selected thread.
     pub stacks: bool,
 }
@@ -192,6 +194,10 @@ fn examine(
     if !select(state) {
         return Ok(());
     }
+    if !request.details {
+        scan.threads.push(Thread::bare(task.pid, task.tid, state));
+        return Ok(());
+    }
     match describe(proc, task, state, request.stacks) {
         Ok(thread) => scan.threads.push(thread),
         Err(ReadFailure::Vanished) => {}
@@ -252,7 +258,7 @@ fn describe(
     Ok(Thread {
         tid: task.tid,
         pid: task.pid,
-        cmdline: display_cmdline(&cmdline, &stat.comm, kthread),
+        cmdline: join_cmdline(&cmdline),
         comm: stat.comm,
         kthread,
         state: TaskState(stat.state),
@@ -262,25 +268,33 @@ fn describe(
     })
 }
 
-/// The state letter and start time of a process now, `None` when it is gone.
-/// `poke` checks this after opening a pidfd, so the pidfd is known to be the
-/// process that was scanned.
-pub fn process_identity(root: &Root, pid: i32) -> Result<Option<(TaskState, u64)>> {
+/// The leader's state letter and the start time of thread `tid` of process
+/// `pid` now, `None` when either is gone. `poke` checks this after opening a
+/// pidfd: a thread with the scanned start time still in that process proves
+/// the pidfd names the process that was scanned.
+pub fn process_identity(root: &Root, pid: i32, tid: i32) -> Result<Option<(TaskState, u64)>> {
     let path = root.proc().join(pid.to_string());
-    let process = match Process::new_with_root(path.clone()) {
-        Ok(p) => p,
-        Err(_) => return Ok(None),
+    let Ok(process) = Process::new_with_root(path.clone()) else {
+        return Ok(None);
     };
-    match process.stat() {
-        Ok(stat) => Ok(Some((TaskState(stat.state), stat.starttime))),
-        Err(err) => match classify(err, &path.join("stat")) {
-            ReadFailure::Vanished => Ok(None),
-            ReadFailure::Denied => Err(anyhow!(
-                "reading {}/stat: permission denied",
-                path.display()
-            )),
-            ReadFailure::Error(err) => Err(err),
-        },
+    let leader = match process.stat() {
+        Ok(stat) => stat,
+        Err(err) => return vanished_or_error(err, &path.join("stat")),
+    };
+    let Ok(task) = process.task_from_tid(tid) else {
+        return Ok(None);
+    };
+    match task.stat() {
+        Ok(stat) => Ok(Some((TaskState(leader.state), stat.starttime))),
+        Err(err) => vanished_or_error(err, &task_path(&root.proc(), &task, "stat")),
+    }
+}
+
+fn vanished_or_error<T>(err: ProcError, path: &Path) -> Result<Option<T>> {
+    match classify(err, path) {
+        ReadFailure::Vanished => Ok(None),
+        ReadFailure::Denied => Err(anyhow!("reading {}: permission denied", path.display())),
+        ReadFailure::Error(err) => Err(err),
     }
 }
 
@@ -295,4 +309,29 @@ pub fn process_thread_states(root: &Root, pid: i32) -> Option<Vec<TaskState>> {
             .map(|s| TaskState(s.state))
             .collect(),
     )
+}
+
+/// One thread as `blocking` would report it, `None` when it is gone.
+pub fn read_thread(
+    root: &Root,
+    pid: i32,
+    tid: i32,
+    patch_state: PatchState,
+) -> Result<Option<Thread>> {
+    let proc = root.proc();
+    let Ok(process) = Process::new_with_root(proc.join(pid.to_string())) else {
+        return Ok(None);
+    };
+    let Ok(task) = process.task_from_tid(tid) else {
+        return Ok(None);
+    };
+    match describe(&proc, &task, patch_state, false) {
+        Ok(thread) => Ok(Some(thread)),
+        Err(ReadFailure::Vanished) => Ok(None),
+        Err(ReadFailure::Denied) => Err(anyhow!(
+            "reading {}: permission denied",
+            task_path(&proc, &task, "stat").display()
+        )),
+        Err(ReadFailure::Error(err)) => Err(err),
+    }
 }

@@ -29,7 +29,9 @@ pub enum PokeOutcome {
 #[derive(Debug, Clone, Copy)]
 pub struct PokeTarget {
     pub pid: i32,
-    /// Its start time at the scan: a recycled pid has another.
+    /// One of its blocking threads, and that thread's start time at the
+    /// scan: a recycled pid has no such thread.
+    pub tid: i32,
     pub starttime: u64,
 }
 
@@ -84,7 +86,7 @@ fn open_checked(root: &Root, target: PokeTarget) -> Result<Result<OwnedFd, PokeO
         Err(Errno::SRCH) => return Ok(Err(PokeOutcome::Exited)),
         Err(err) => return Err(err).with_context(|| format!("opening a pidfd for {}", target.pid)),
     };
-    Ok(match process_identity(root, target.pid)? {
+    Ok(match process_identity(root, target.pid, target.tid)? {
         None => Err(PokeOutcome::Exited),
         Some((_, start)) if start != target.starttime => Err(PokeOutcome::Exited),
         Some((state, _)) if state.is_stopped() || state.is_traced() || state.is_zombie() => {

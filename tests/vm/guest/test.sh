@@ -1,0 +1,268 @@
+# The kgr lab scenarios: kgr's answers against ground truth at every phase
+# of real live patch transitions. Prints PASS/FAIL lines, then
+# "N passed, N failed" last.
+. /lab/lib.sh
+
+say "kernel $(uname -r)"
+
+# ---------------------------------------------------------------- idle
+if [ -z "$(ls "$LP" 2>/dev/null)" ]; then pass lab.idle.no_patch; else fail lab.idle.no_patch "expected no patch in $LP, got $(ls "$LP")"; fi
+kgr_run status
+expect_kgr idle.status 0 ready
+kgr_run check
+expect_kgr idle.check 0 ""
+kgr_run patches
+expect_kgr idle.patches 0 ""
+kgr_run blocking
+expect_kgr idle.blocking 0 ""
+kgr_run -v blocking
+expect_kgr idle.blocking_v 0 "no threads with klp_in_progress set"
+kgr_run status --json
+expect idle.status_json "0 ready null" "$RC $(jget .status .transition | tr '\n' ' ' | sed 's/ $//')"
+kgr_run blocking --json
+expect idle.blocking_json "0 null" "$RC $(jget .transition '.threads[]' | tr '\n' ' ' | sed 's/ $//')"
+
+# ------------------------------------------------- blocked patching transition
+insmod "$MODDIR/klp_blocker.ko" || fail lab.insmod_blocker "insmod failed"
+KT=$(wait_for 5 find_kthread klp_busy >/dev/null; find_kthread klp_busy)
+cat "$BLK/wait" >/dev/null &
+RD=$!
+lab_pause &
+PA=$!
+lab_pause &
+PB=$!
+lab_threads pause >/tmp/mt.out &
+MT=$!
+lab_threads read "$BLK/wait" >/tmp/st.out &
+ST=$!
+wait_for 5 file_has /tmp/mt.out sleeper
+wait_for 5 file_has /tmp/st.out sleeper
+MTS=$(tid_from /tmp/mt.out sleeper)
+STS=$(tid_from /tmp/st.out sleeper)
+wait_for 5 state_is "$RD" D
+wait_for 5 state_is "$STS" D
+wait_for 5 stack_has "$PB" pause
+kill -STOP "$PB" "$ST"
+wait_for 5 state_is "$PB" T
+wait_for 5 state_is "$ST" T
+say "blockers: kthread $KT, reader $RD, pause $PA, stopped pause $PB, threads $MT (sleeper $MTS), stopped reader $ST (sleeper $STS)"
+expect lab.blockers_asleep "I D S T S T D" "$(state_of "$KT") $(state_of "$RD") $(state_of "$PA") $(state_of "$PB") $(state_of "$MTS") $(state_of "$ST") $(state_of "$STS")"
+
+T0=$(date +%s)
+insmod "$MODDIR/livepatch_test.ko" || fail lab.insmod_patch "insmod failed"
+sleep 2
+expect lab.blocked.transition "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+G=$(gt_blocking)
+say "ground truth blocking: $(show "$G")"
+missing=
+for t in "$KT" "$RD" "$PA" "$MTS" "$STS"; do in_list "$G" "$t" || missing="$missing $t"; done
+expect lab.blocked.blockers_block "" "$missing"
+if in_list "$G" "$MT"; then fail lab.blocked.mt_leader_switched "expected leader $MT of lab_threads to have switched; ground truth: $(show "$G")"; else pass lab.blocked.mt_leader_switched; fi
+if in_list "$G" "$PB"; then say "the stopped pause() sleeper $PB blocks"; else say "the stopped pause() sleeper $PB does not block (it was stopped outside pause, its stack has no patched function)"; fi
+
+kgr_run status
+expect_kgr blocked.status 0 in_progress
+kgr_run check
+expect_kgr blocked.check 1 ""
+kgr_gt blocking
+expect_kgr blocked.blocking 0 "$GT"
+if in_list "$OUT" "$MTS" && ! in_list "$OUT" "$MT"; then
+	pass blocked.blocking_non_leader_thread
+else
+	fail blocked.blocking_non_leader_thread "expected thread $MTS (not leader $MT) of lab_threads listed; got $(got)"
+fi
+kgr_gt blocking_threads
+expect_kgr blocked.blocking_threads 0 "$GT"
+kgr_gt -v blocking
+EXPV=$(for t in $GT; do echo "$t $(cmdline_of "$t")"; done)
+expect_kgr blocked.blocking_v 0 "$EXPV"
+kgr_gt -vv blocking
+HEADS=$(printf '%s\n' "$OUT" | grep -v '^    ')
+BAD=$(printf '%s\n' "$OUT" | grep '^ ' | grep -v '^    [^ ]')
+if [ "$RC" = 0 ] && [ "$HEADS" = "$EXPV" ] && [ -z "$BAD" ]; then
+	pass blocked.blocking_vv_layout
+else
+	fail blocked.blocking_vv_layout "expected rc 0, thread lines '$(show "$EXPV")' each followed by 4-space-indented frames; got $(got)"
+fi
+FR=$(frames_of "$KT")
+if printf '%s\n' "$FR" | grep -q klp_busy_sleeper; then pass blocked.blocking_vv_kthread_stack; else fail blocked.blocking_vv_kthread_stack "expected klp_busy_sleeper in the frames of $KT; got '$(show "$FR")'"; fi
+FR=$(frames_of "$RD")
+if printf '%s\n' "$FR" | grep -q klp_busy_user_wait; then pass blocked.blocking_vv_reader_stack; else fail blocked.blocking_vv_reader_stack "expected klp_busy_user_wait in the frames of $RD; got '$(show "$FR")'"; fi
+FR=$(frames_of "$PA")
+if printf '%s\n' "$FR" | grep -q sys_pause; then pass blocked.blocking_vv_pause_stack; else fail blocked.blocking_vv_pause_stack "expected *sys_pause in the frames of $PA; got '$(show "$FR")'"; fi
+
+kgr_run patches
+expect_kgr blocked.patches 0 "$PATCH"
+kgr_run -v patches
+expect_kgr blocked.patches_v 0 "$PATCH
+    active: 1"
+kgr_gt -v status
+N=$(count_lines "$GT")
+L1=$(printf '%s\n' "$OUT" | head -n 1)
+if [ "$RC" = 0 ] && [ "$L1" = in_progress ] && in_list "$OUT" "patch: $PATCH" && in_list "$OUT" "target: patched" && in_list "$OUT" "threads left: $N"; then
+	pass blocked.status_v
+else
+	fail blocked.status_v "expected in_progress, 'patch: $PATCH', 'target: patched', 'threads left: $N'; got $(got)"
+fi
+kgr_gt status --json
+N=$(count_lines "$GT")
+expect blocked.status_json "0 in_progress $PATCH patched $N" "$RC $(jget .status .transition.patch .transition.target .transition.threads_left | tr '\n' ' ' | sed 's/ $//')"
+kgr_run check --json
+expect blocked.check_json "1 in_progress" "$RC $(jget .status | tr '\n' ' ' | sed 's/ $//')"
+kgr_gt blocking --json
+J=$(jget '.threads[].tid')
+JV=$?
+expect blocked.blocking_json_valid "0 0" "$RC $JV"
+expect blocked.blocking_json_tids "$GT" "$(printf '%s\n' "$J" | sort -n)"
+expect blocked.blocking_json_target "patched" "$(jget .transition.target)"
+expect blocked.blocking_json_patch_state "0" "$(jget '.threads[].patch_state' | sort -u)"
+expect blocked.blocking_json_one_kthread "1" "$(jget '.threads[].kthread' | grep -c true)"
+kgr_run patches --json
+expect blocked.patches_json "0 $PATCH true true" "$RC $(jget '.patches[].name' '.patches[].enabled' '.patches[].transition' | tr '\n' ' ' | sed 's/ $//')"
+
+# ---------------------------------------------------------------- poke
+kgr_run poke -v
+POKE=$OUT
+expect blocked.poke_exit 0 "$RC"
+ok=1
+for p in "$PA" "$MT"; do in_list "$POKE" "sending $p STOP/CONT" || ok=0; done
+in_list "$POKE" "skipping $KT (kernel thread)" || ok=0
+in_list "$POKE" "skipping $RD (uninterruptible sleep)" || ok=0
+printf '%s\n' "$POKE" | grep -q "^skipping $ST (" || ok=0
+for p in "$PB" "$ST" "$RD" "$KT"; do printf '%s\n' "$POKE" | grep -q "^sending $p " && ok=0; done
+if [ $ok = 1 ]; then pass poke.output_v; else fail poke.output_v "expected 'sending $PA/$MT STOP/CONT', 'skipping $KT (kernel thread)', 'skipping $RD (uninterruptible sleep)', 'skipping $ST (...)', nothing sent to $PB $ST $RD $KT; got $(got)"; fi
+sleep 1
+wait_for 3 not_blocking "$PA"
+G=$(gt_blocking)
+say "ground truth after poke: $(show "$G")"
+if in_list "$G" "$PA"; then fail poke.sleeper_switched "expected pause() sleeper $PA no longer blocking; ground truth: $(show "$G")"; else pass poke.sleeper_switched; fi
+if in_list "$G" "$MTS"; then fail poke.threads_switched "expected lab_threads sleeper $MTS no longer blocking; ground truth: $(show "$G")"; else pass poke.threads_switched; fi
+expect poke.stopped_stay_stopped "T T" "$(state_of "$PB") $(state_of "$ST")"
+if in_list "$G" "$STS"; then pass poke.stopped_reader_still_blocking; else fail poke.stopped_reader_still_blocking "expected $STS (stopped process, D thread) still blocking; ground truth: $(show "$G")"; fi
+if in_list "$G" "$KT" && in_list "$G" "$RD"; then pass poke.kthread_reader_still_blocking; else fail poke.kthread_reader_still_blocking "expected $KT and $RD still blocking; ground truth: $(show "$G")"; fi
+kgr_gt blocking
+expect_kgr poke.blocking 0 "$GT"
+
+# ---------------------------------------------------------------- release
+echo 1 >"$BLK/release"
+T1=$(date +%s)
+if wait_for 15 no_transition; then pass "release.completes"; else fail release.completes "expected the transition to end within 15 s of the release; still blocking: $(show "$(gt_blocking)")"; fi
+say "transition ended $(($(date +%s) - T1)) s after the release, $(($(date +%s) - T0)) s after insmod"
+kill -9 "$PA" "$PB" "$MT" "$ST" 2>/dev/null
+kill -CONT "$PB" "$ST" 2>/dev/null
+expect lab.release.patched "1 0" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+expect lab.release.cmdline_patched "kgr-lab: livepatch_test is active" "$(cat /proc/cmdline)"
+kgr_run status
+expect_kgr release.status 0 ready
+kgr_run check
+expect_kgr release.check 0 ""
+kgr_run blocking
+expect_kgr release.blocking 0 ""
+kgr_run -v blocking
+expect_kgr release.blocking_v 0 "no threads with klp_in_progress set"
+kgr_run patches
+expect_kgr release.patches 0 "$PATCH"
+kgr_run -v patches
+expect_kgr release.patches_v 0 "$PATCH
+    active: 1"
+kgr_run status --json
+expect release.status_json "0 ready null" "$RC $(jget .status .transition | tr '\n' ' ' | sed 's/ $//')"
+wait
+
+# ------------------------------------------------------------ reversal
+# Sleepers in the new functions hold up the unpatching; sleepers started
+# after it began (state 0) sleep in the old functions and hold up the
+# reversed (patching again) transition.
+echo 1 >"$BLK/arm"
+cat "$BLK/wait" >/dev/null &
+R2=$!
+lab_pause &
+A2=$!
+wait_for 5 stack_has "$KT" livepatch_busy_sleeper
+wait_for 5 stack_has "$R2" livepatch_busy_user_wait
+wait_for 5 stack_has "$A2" livepatch_sys_pause
+expect lab.reverse.new_functions "yes" "$(stack_has "$KT" livepatch_busy_sleeper && stack_has "$R2" livepatch_busy_user_wait && stack_has "$A2" livepatch_sys_pause && echo yes)"
+echo 0 >"$LP/$PATCH/enabled"
+sleep 2
+expect lab.unpatch.transition "0 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+G=$(gt_blocking)
+missing=
+for t in "$KT" "$R2" "$A2"; do in_list "$G" "$t" || missing="$missing $t"; done
+expect lab.unpatch.blockers_block "" "$missing"
+kgr_run status
+expect_kgr unpatch.status 0 in_progress
+kgr_gt blocking
+expect_kgr unpatch.blocking 0 "$GT"
+kgr_run -v patches
+expect_kgr unpatch.patches_v 0 "$PATCH
+    active: 0"
+kgr_gt status --json
+expect unpatch.status_json "0 in_progress unpatched $(count_lines "$GT")" "$RC $(jget .status .transition.target .transition.threads_left | tr '\n' ' ' | sed 's/ $//')"
+kgr_gt blocking --json
+expect unpatch.blocking_json "0 unpatched 1 $(printf '%s' "$GT" | tr '\n' ' ')" "$RC $(jget .transition.target) $(jget '.threads[].patch_state' | sort -u | tr '\n' ' ')$(jget '.threads[].tid' | sort -n | tr '\n' ' ' | sed 's/ $//')"
+
+cat "$BLK/wait" >/dev/null &
+R3=$!
+lab_pause &
+A3=$!
+wait_for 5 stack_has "$R3" klp_busy_user_wait
+wait_for 5 stack_has "$A3" sys_pause
+echo 1 >"$LP/$PATCH/enabled"
+sleep 2
+expect lab.reversed.transition "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+G=$(gt_blocking)
+say "ground truth after the reversal: $(show "$G")"
+ok=1
+in_list "$G" "$R3" && in_list "$G" "$A3" || ok=0
+for t in "$KT" "$R2" "$A2"; do in_list "$G" "$t" && ok=0; done
+if [ $ok = 1 ]; then pass lab.reversed.blockers; else fail lab.reversed.blockers "expected $R3 $A3 blocking and not $KT $R2 $A2; ground truth: $(show "$G")"; fi
+kgr_run status
+expect_kgr reversed.status 0 in_progress
+kgr_gt blocking
+expect_kgr reversed.blocking 0 "$GT"
+kgr_gt -v status
+if in_list "$OUT" "target: patched" && in_list "$OUT" "threads left: $(count_lines "$GT")"; then pass reversed.status_v; else fail reversed.status_v "expected 'target: patched', 'threads left: $(count_lines "$GT")'; got $(got)"; fi
+kgr_gt blocking --json
+expect reversed.blocking_json "0 patched 0 $(printf '%s' "$GT" | tr '\n' ' ')" "$RC $(jget .transition.target) $(jget '.threads[].patch_state' | sort -u | tr '\n' ' ')$(jget '.threads[].tid' | sort -n | tr '\n' ' ' | sed 's/ $//')"
+kill -9 "$A3" "$A2"
+echo 1 >"$BLK/release"
+if wait_for 15 no_transition; then pass reversed.completes; else fail reversed.completes "expected the reversed transition to end within 15 s; still blocking: $(show "$(gt_blocking)")"; fi
+expect lab.reversed.patched "1 0" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+kgr_run status
+expect_kgr reversed.status_after 0 ready
+kgr_run blocking
+expect_kgr reversed.blocking_after 0 ""
+wait
+
+# --------------------------------------------------- automatic fake signal
+# Unpatching held up by one pause() sleeper only; nothing but the kernel's
+# own fake signal (after ~15 s) moves it.
+lab_pause &
+A4=$!
+wait_for 5 stack_has "$A4" livepatch_sys_pause
+echo 0 >"$LP/$PATCH/enabled"
+T2=$(date +%s)
+sleep 1
+G=$(gt_blocking)
+if in_list "$G" "$A4"; then pass lab.fake_signal.sleeper_blocks; else fail lab.fake_signal.sleeper_blocks "expected $A4 blocking; ground truth: $(show "$G")"; fi
+kgr_gt blocking
+expect_kgr fake_signal.blocking 0 "$GT"
+if wait_for 30 not_blocking "$A4"; then
+	pass fake_signal.moves_sleeper
+else
+	fail fake_signal.moves_sleeper "expected $A4 to stop blocking within 30 s"
+fi
+say "pause() sleeper moved $(($(date +%s) - T2)) s after the unpatching started"
+if dmesg | grep -q "signaling remaining tasks"; then pass lab.fake_signal.dmesg; else fail lab.fake_signal.dmesg "expected 'signaling remaining tasks' in dmesg"; fi
+wait_for 5 no_transition
+kgr_run status
+expect_kgr fake_signal.status_after 0 ready
+kgr_run blocking
+expect_kgr fake_signal.blocking_after 0 ""
+expect lab.unpatched.sysfs_gone "" "$(ls "$LP")"
+kgr_run patches
+expect_kgr unpatched.patches 0 ""
+if rmmod livepatch_test; then pass lab.unpatched.rmmod; else fail lab.unpatched.rmmod "rmmod livepatch_test failed"; fi
+kill -9 "$A4" 2>/dev/null
+
+finish
