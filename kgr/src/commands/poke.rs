@@ -191,7 +191,7 @@ pub fn poke_threads(ctx: &Context, threads: &[Thread], dry_run: bool) -> Result<
 mod tests {
     use std::fs;
     use std::path::PathBuf;
-    use std::process::{Child, Command};
+    use std::process::{Child, Command, Stdio};
     use std::thread::sleep;
     use std::time::{Duration, Instant};
 
@@ -209,6 +209,18 @@ mod tests {
         }
     }
 
+    /// Kills and reaps the test's children however the test ends.
+    struct Children(Vec<Child>);
+
+    impl Drop for Children {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// A real process that appends a line to `log` each time it gets SIGCONT.
     fn cont_logger(log: &PathBuf) -> Child {
         let script = format!(
@@ -217,6 +229,8 @@ mod tests {
         );
         let child = Command::new("bash")
             .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawning bash");
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -257,30 +271,40 @@ mod tests {
             dir.join("stopped"),
             dir.join("recycled"),
         );
-        let mut sleeping = cont_logger(&sleeping_log);
-        let mut stopped = cont_logger(&stopped_log);
-        let mut recycled = cont_logger(&recycled_log);
-        let mut exited = Command::new("true").spawn().expect("spawning true");
+        let sleeping = cont_logger(&sleeping_log);
+        let stopped = cont_logger(&stopped_log);
+        let recycled = cont_logger(&recycled_log);
+        let mut exited = Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawning sleep");
+        let (sleeping_pid, stopped_pid, recycled_pid, exited_pid) =
+            (sleeping.id(), stopped.id(), recycled.id(), exited.id());
 
         // A job stopped on purpose: CONT would resume it.
         rustix::process::kill_process(
-            rustix::process::Pid::from_raw(stopped.id() as i32).expect("pid"),
+            rustix::process::Pid::from_raw(stopped_pid as i32).expect("pid"),
             rustix::process::Signal::STOP,
         )
         .expect("stopping child");
-        while state(stopped.id()) != 'T' {
+        while state(stopped_pid) != 'T' {
             sleep(Duration::from_millis(10));
         }
 
+        // Scanned while alive, gone (and reaped) before the poke.
         let exited_thread = thread_of(&exited);
+        exited.kill().expect("killing sleep");
         exited.wait().expect("reaping");
         // The scan saw another process under this pid: a recycled pid must not be hit.
         let mut recycled_thread = thread_of(&recycled);
         recycled_thread.starttime += 1;
+        let sleeping_thread = thread_of(&sleeping);
+        let stopped_thread = thread_of(&stopped);
+        let _children = Children(vec![sleeping, stopped, recycled]);
 
         let mut threads = vec![
-            thread_of(&sleeping),
-            thread_of(&stopped),
+            sleeping_thread.clone(),
+            stopped_thread,
             recycled_thread,
             exited_thread,
         ];
@@ -290,7 +314,7 @@ mod tests {
         sleep(Duration::from_millis(300));
         assert_eq!(
             report.poked,
-            vec![sleeping.id() as i32],
+            vec![sleeping_pid as i32],
             "only the sleeper is poked: {report:?}"
         );
         assert_eq!(
@@ -299,7 +323,7 @@ mod tests {
             "the sleeper got exactly one SIGCONT"
         );
         assert_eq!(conts(&stopped_log), 0, "the stopped job got no SIGCONT");
-        assert_eq!(state(stopped.id()), 'T', "the stopped job stays stopped");
+        assert_eq!(state(stopped_pid), 'T', "the stopped job stays stopped");
         assert_eq!(
             conts(&recycled_log),
             0,
@@ -312,20 +336,16 @@ mod tests {
                 .find(|s| s.pid == pid as i32)
                 .map(|s| s.reason)
         };
-        assert_eq!(reason(stopped.id()), Some(SkipReason::Stopped));
-        assert_eq!(reason(recycled.id()), Some(SkipReason::Exited));
-        assert_eq!(reason(exited.id()), Some(SkipReason::Exited));
+        assert_eq!(reason(stopped_pid), Some(SkipReason::Stopped));
+        assert_eq!(reason(recycled_pid), Some(SkipReason::Exited));
+        assert_eq!(reason(exited_pid), Some(SkipReason::Exited));
 
         // A dry run signals nobody.
-        let report = poke_threads(&ctx(), &[thread_of(&sleeping)], true).expect("dry run");
+        let report = poke_threads(&ctx(), &[sleeping_thread], true).expect("dry run");
         assert!(report.dry_run);
+        assert_eq!(report.poked, vec![sleeping_pid as i32]);
         sleep(Duration::from_millis(200));
         assert_eq!(conts(&sleeping_log), 1, "a dry run sends nothing");
-
-        for child in [&mut sleeping, &mut stopped, &mut recycled] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
         let _ = fs::remove_dir_all(&dir);
     }
 

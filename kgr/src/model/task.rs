@@ -59,6 +59,30 @@ impl TaskState {
     }
 }
 
+impl TaskState {
+    /// The letter `/proc/<pid>/stat` shows for a task's `__state` and
+    /// `exit_state` (include/linux/sched.h `__task_state_index`).
+    pub fn from_kernel(state: u32, exit_state: u32) -> TaskState {
+        // TASK_REPORT: RUNNING..PARKED; the letters of fs/proc/array.c.
+        const REPORT: u32 = 0x7f;
+        const UNINTERRUPTIBLE: u32 = 0x2;
+        const IDLE: u32 = UNINTERRUPTIBLE | 0x400;
+        const RTLOCK_WAIT: u32 = 0x1000;
+        const FROZEN: u32 = 0x8000;
+        const LETTERS: &[u8; 9] = b"RSDTtXZPI";
+        let mut report = (state | exit_state) & REPORT;
+        if state & IDLE == IDLE {
+            report = 0x80;
+        }
+        if state & (RTLOCK_WAIT | FROZEN) != 0 {
+            report = UNINTERRUPTIBLE;
+        }
+        // fls(): 0 for RUNNING, else the highest set bit's position.
+        let index = 32 - report.leading_zeros();
+        TaskState(char::from(LETTERS[index as usize]))
+    }
+}
+
 impl Serialize for TaskState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
@@ -133,6 +157,22 @@ mod tests {
         assert_eq!(t.display_cmdline(), "[kworker/0:1]");
         t.cmdline = "sleep 100".into();
         assert_eq!(t.display_cmdline(), "sleep 100");
+    }
+
+    #[test]
+    fn state_letters_like_proc() {
+        let letter = |state, exit| TaskState::from_kernel(state, exit).0;
+        assert_eq!(letter(0, 0), 'R');
+        assert_eq!(letter(0x1, 0), 'S');
+        assert_eq!(letter(0x2, 0), 'D');
+        assert_eq!(letter(0x402, 0), 'I');
+        assert_eq!(letter(0x4, 0), 'T');
+        assert_eq!(letter(0x8, 0), 't');
+        assert_eq!(letter(0x0, 0x20), 'Z');
+        assert_eq!(letter(0x0, 0x10), 'X');
+        assert_eq!(letter(0x40, 0), 'P');
+        assert_eq!(letter(0x8001, 0), 'D');
+        assert_eq!(letter(0x1000, 0), 'D');
     }
 
     #[test]

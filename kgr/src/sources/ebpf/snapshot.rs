@@ -1,0 +1,157 @@
+//! The `iter/task` snapshot: one pass over every task in the kernel, read
+//! from the iterator link's file and turned into model threads right here.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use aya::programs::Iter;
+use aya::Ebpf;
+use kgr_common::{
+    TaskRecord, MARK_CURRENT, MARK_PID_MISMATCH, MARK_READ_FAILED, PATCH_STATE_ABSENT,
+};
+
+use crate::model::{PatchState, TaskState, Thread};
+
+use super::object::Kernel;
+use super::{unavailable, Unavailable};
+
+/// `PF_KTHREAD` (include/linux/sched.h).
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// The loaded iterator program, ready to take snapshots.
+pub struct TaskIterator {
+    ebpf: Ebpf,
+    live_patching: bool,
+    /// Time spent reading BTF and loading, for the record.
+    pub load_time: Duration,
+}
+
+/// Every thread of the system at one moment.
+#[derive(Debug)]
+pub struct TaskSnapshot {
+    /// Sorted by tid. On a kernel without live patching every thread's
+    /// `patch_state` is `Idle`. `cmdline` is empty and `starttime` 0: the
+    /// kernel side does not read them.
+    pub threads: Vec<Thread>,
+    /// Whether `task_struct.patch_state` exists.
+    pub live_patching: bool,
+    /// Records whose fields could not all be read (left out).
+    pub incomplete: usize,
+}
+
+impl TaskIterator {
+    /// Reads the offsets from BTF and loads the program. With
+    /// `need_live_patching`, stops before loading on a kernel without
+    /// `task_struct.patch_state`.
+    pub fn load(need_live_patching: bool) -> Result<TaskIterator, Unavailable> {
+        let start = Instant::now();
+        let kernel = Kernel::read()?;
+        let live_patching = kernel.offsets.patch_state.is_some();
+        if need_live_patching && !live_patching {
+            return Err(Unavailable::NoLivePatching);
+        }
+        let mut ebpf = kernel.load()?;
+        let program: &mut Iter = program(&mut ebpf)?;
+        program
+            .load("task", &kernel.aya)
+            .map_err(|e| unavailable("loading the task iterator", &e))?;
+        Ok(TaskIterator {
+            ebpf,
+            live_patching,
+            load_time: start.elapsed(),
+        })
+    }
+
+    /// One pass over all tasks. Fails (with a reason) when the injected
+    /// offsets turn out wrong: the reading thread must find itself.
+    pub fn snapshot(&mut self) -> Result<TaskSnapshot, Unavailable> {
+        let program: &mut Iter = program(&mut self.ebpf)?;
+        let link_id = program
+            .attach()
+            .map_err(|e| unavailable("attaching the task iterator", &e))?;
+        let link = program
+            .take_link(link_id)
+            .map_err(|e| unavailable("attaching the task iterator", &e))?;
+        let mut file = link
+            .into_file()
+            .map_err(|e| unavailable("opening the task iterator", &e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| unavailable("reading the task iterator", &e))?;
+        self.convert(&bytes)
+    }
+
+    fn convert(&self, bytes: &[u8]) -> Result<TaskSnapshot, Unavailable> {
+        let size = std::mem::size_of::<TaskRecord>();
+        if bytes.len() % size != 0 {
+            return Err(Unavailable::Failed {
+                what: "reading the task iterator".into(),
+                error: format!("{} bytes is not a whole number of records", bytes.len()),
+            });
+        }
+        let mut threads = Vec::with_capacity(bytes.len() / size);
+        let mut incomplete = 0;
+        let mut found_self = false;
+        for chunk in bytes.chunks_exact(size) {
+            // SAFETY: `chunk` holds `size_of::<TaskRecord>()` bytes and
+            // TaskRecord is plain integers (any bit pattern is valid).
+            let record: TaskRecord = unsafe { chunk.as_ptr().cast::<TaskRecord>().read_unaligned() };
+            if record.marks & MARK_CURRENT != 0 {
+                if record.marks & MARK_PID_MISMATCH != 0 {
+                    return Err(Unavailable::Failed {
+                        what: "checking task_struct offsets".into(),
+                        error: format!(
+                            "read pid {} tgid {} for this thread, the kernel says otherwise",
+                            record.tid, record.tgid
+                        ),
+                    });
+                }
+                found_self = true;
+            }
+            if record.marks & MARK_READ_FAILED != 0 {
+                incomplete += 1;
+                continue;
+            }
+            threads.push(thread(&record, self.live_patching));
+        }
+        if !found_self {
+            return Err(Unavailable::Failed {
+                what: "checking task_struct offsets".into(),
+                error: "the iterator did not see the thread running it".into(),
+            });
+        }
+        threads.sort_by_key(|t| t.tid);
+        Ok(TaskSnapshot {
+            threads,
+            live_patching: self.live_patching,
+            incomplete,
+        })
+    }
+}
+
+fn program(ebpf: &mut Ebpf) -> Result<&mut Iter, Unavailable> {
+    let failed = |error: String| Unavailable::Failed {
+        what: "finding the task iterator".into(),
+        error,
+    };
+    ebpf.program_mut("task_iter")
+        .ok_or_else(|| failed("no program task_iter in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| failed(e.to_string()))
+}
+
+/// A wire record as a model thread.
+fn thread(record: &TaskRecord, live_patching: bool) -> Thread {
+    let patch_state = match record.patch_state {
+        _ if !live_patching => PatchState::Idle,
+        PATCH_STATE_ABSENT | -1 => PatchState::Idle,
+        0 => PatchState::Unpatched,
+        _ => PatchState::Patched,
+    };
+    let comm_len = record.comm.iter().position(|&b| b == 0).unwrap_or(16);
+    let mut thread = Thread::bare(record.tgid, record.tid, patch_state);
+    thread.comm = String::from_utf8_lossy(&record.comm[..comm_len]).into_owned();
+    thread.kthread = record.flags & PF_KTHREAD != 0;
+    thread.state = TaskState::from_kernel(record.state, record.exit_state);
+    thread
+}

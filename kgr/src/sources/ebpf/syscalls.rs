@@ -1,0 +1,88 @@
+//! The `sys_enter`/`sys_exit` tracker: for each thread, the syscall it is in
+//! and since when, kept by the kernel side in a bounded map updated in place.
+
+use std::time::Duration;
+
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use aya::programs::RawTracePoint;
+use aya::Ebpf;
+use kgr_common::{SyscallEntry, COUNTER_IN_KERNEL_FULL, SYSCALL_NONE};
+
+use super::object::Kernel;
+use super::{unavailable, Unavailable};
+
+/// The raw tracepoints the tracker needs, by program name.
+const HOOKS: [&str; 3] = ["sys_enter", "sys_exit", "sched_process_exit"];
+
+/// Attached while it lives; detached on drop.
+pub struct SyscallTracker {
+    ebpf: Ebpf,
+}
+
+/// A thread that is in a syscall now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InKernel {
+    /// The syscall number (arch-specific table).
+    pub syscall: i32,
+    /// How long it has been in the kernel.
+    pub elapsed: Duration,
+}
+
+impl SyscallTracker {
+    /// Loads and attaches the three raw tracepoints. Threads are seen from
+    /// their next syscall on.
+    pub fn attach() -> Result<SyscallTracker, Unavailable> {
+        let kernel = Kernel::read()?;
+        let mut ebpf = kernel.load()?;
+        for hook in HOOKS {
+            let what = format!("raw tracepoint {hook}");
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(hook)
+                .ok_or_else(|| Unavailable::Failed {
+                    what: what.clone(),
+                    error: "not in the object".into(),
+                })?
+                .try_into()
+                .map_err(|e| unavailable(&what, &e))?;
+            program.load().map_err(|e| unavailable(&what, &e))?;
+            program.attach(hook).map_err(|e| unavailable(&what, &e))?;
+        }
+        Ok(SyscallTracker { ebpf })
+    }
+
+    /// The syscall thread `tid` is in and for how long, `None` when it is in
+    /// user space or was not seen entering since the tracker was attached.
+    pub fn in_kernel_since(&self, tid: i32) -> Option<InKernel> {
+        let map: HashMap<&MapData, u32, SyscallEntry> =
+            HashMap::try_from(self.ebpf.map("IN_KERNEL")?).ok()?;
+        let entry = map.get(&u32::try_from(tid).ok()?, 0).ok()?;
+        if entry.nr == SYSCALL_NONE {
+            return None;
+        }
+        let now = monotonic_ns();
+        Some(InKernel {
+            syscall: entry.nr,
+            elapsed: Duration::from_nanos(now.saturating_sub(entry.entered_ns)),
+        })
+    }
+
+    /// Threads not tracked because the map was full.
+    pub fn untracked(&self) -> u64 {
+        let Some(map) = self.ebpf.map("COUNTERS") else {
+            return 0;
+        };
+        let Ok(counters) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return 0;
+        };
+        counters
+            .get(&COUNTER_IN_KERNEL_FULL, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+}
+
+/// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (now.tv_sec as u64) * 1_000_000_000 + now.tv_nsec as u64
+}
