@@ -1,5 +1,6 @@
 //! Project tasks: the test command of the README, the VM lab and the demo.
 
+mod setup;
 mod test;
 mod vm;
 
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Install what building kgr needs (the eBPF toolchain); idempotent.
+    Setup,
     /// The project's one test command: format, lints, unit and fixture
     /// tests, then the VM lab scenarios on every lab kernel.
     Test(test::TestArgs),
@@ -30,9 +33,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Test(args) => test::run(&args),
-        Command::Vm(cmd) => vm::run(cmd),
-        Command::Demo(args) => vm::demo(&args),
+        Command::Setup => setup::run(),
+        Command::Test(args) => setup::run().and_then(|()| test::run(&args)),
+        Command::Vm(cmd) => setup::run().and_then(|()| vm::run(cmd)),
+        Command::Demo(args) => setup::run().and_then(|()| vm::demo(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
