@@ -311,7 +311,9 @@ pub fn process_thread_states(root: &Root, pid: i32) -> Option<Vec<TaskState>> {
     )
 }
 
-/// One thread as `blocking` would report it, `None` when it is gone.
+/// One thread as `blocking` would report it, `None` when it is gone
+/// (for tests that feed real processes to the commands).
+#[cfg(test)]
 pub fn read_thread(
     root: &Root,
     pid: i32,
