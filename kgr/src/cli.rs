@@ -15,6 +15,11 @@ by root only. `--root DIR` reads DIR/sys and DIR/proc instead of /sys and
 
 /// Kernel live patching: is a transition running, which patches are loaded,
 /// and which threads hold a transition up.
+///
+/// kgr reads the kernel's live patching state from /sys/kernel/livepatch and
+/// /proc/<pid>/task/<tid>/patch_state (or the SLE 12 kGraft files), and with
+/// eBPF follows tasks in the kernel itself. The default output of status,
+/// check, patches and blocking is that of SUSE's kgr, byte for byte.
 #[derive(Debug, Parser)]
 #[command(name = "kgr", version, after_help = AFTER_HELP, disable_help_subcommand = true)]
 pub struct Cli {
@@ -29,6 +34,10 @@ pub struct Cli {
     /// Read DIR/sys and DIR/proc instead of /sys and /proc.
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+
+    /// Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used).
+    #[arg(long, global = true)]
+    pub no_ebpf: bool,
 
     #[command(subcommand)]
     pub command: Command,

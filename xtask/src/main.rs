@@ -1,5 +1,6 @@
 //! Project tasks: the test command of the README, the VM lab and the demo.
 
+mod docs;
 mod setup;
 mod test;
 mod vm;
@@ -17,6 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate the man page and shell completions into doc/.
+    Docs {
+        /// Fail when the committed files are stale instead of writing them.
+        #[arg(long)]
+        check: bool,
+    },
     /// Install what building kgr needs (the eBPF toolchain); idempotent.
     Setup,
     /// The project's one test command: format, lints, unit and fixture
@@ -33,6 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Docs { check } => docs::run(check),
         Command::Setup => setup::run(),
         Command::Test(args) => setup::run().and_then(|()| test::run(&args)),
         Command::Vm(cmd) => setup::run().and_then(|()| vm::run(cmd)),

@@ -1,0 +1,69 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_kgr_global_optspecs
+    string join \n v/verbose json root= no-ebpf h/help V/version
+end
+
+function __fish_kgr_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_kgr_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_kgr_using_subcommand
+    set -l cmd (__fish_kgr_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c kgr -n "__fish_kgr_needs_command" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_needs_command" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_needs_command" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_needs_command" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kgr -n "__fish_kgr_needs_command" -s V -l version -d 'Print version'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "status" -d 'Print `ready`, or `in_progress` while a patch transition runs'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "check" -d 'Exit 0 when ready, 1 while a transition runs, 2 when it cannot tell'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "patches" -d 'List the loaded live patches in stack order (-v: package, CVEs, bugs; -vv: kernel facts and patched functions)'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking" -d 'List the threads that keep the running transition from finishing (-v: with command lines; -vv: with kernel stacks)'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking_threads" -d 'Obsolete alias of `blocking`'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "poke" -d 'Send SIGSTOP then SIGCONT to each process with a blocking thread, so that it crosses the kernel/user boundary and switches (obsolete; kernels since 5.1 signal blockers by themselves)'
+complete -c kgr -n "__fish_kgr_using_subcommand status" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand status" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand status" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand status" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand status" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand check" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand check" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand check" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand check" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand check" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -l dry-run -d 'Say what would be signalled, signal nothing'
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -s h -l help -d 'Print help'
