@@ -52,7 +52,9 @@ fn main() -> ExitCode {
         root: cli.root.as_deref().map_or_else(Root::live, Root::at),
         verbose: cli.verbose,
         json: cli.json,
+        no_ebpf: cli.no_ebpf,
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -62,6 +64,9 @@ fn main() -> ExitCode {
     });
     for warning in &ctx.warnings {
         eprintln!("kgr: warning: {warning}");
+    }
+    for note in &ctx.notes {
+        eprintln!("kgr: {note}");
     }
     match result {
         Ok(code) => ExitCode::from(code),

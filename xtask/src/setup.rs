@@ -10,7 +10,12 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 /// Debian packages bpf-linker links against (LLVM 22 and what it needs).
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "zlib1g-dev", "libzstd-dev"];
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+];
 /// Where Debian's LLVM 22 lives: bpf-linker's build script would otherwise
 /// take the first `llvm-config` on PATH (LLVM 14 here).
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -120,9 +125,7 @@ fn bpf_linker() -> Result<()> {
 
 fn run_cmd(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {shown}"))?;
+    let status = cmd.status().with_context(|| format!("running {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }

@@ -8,8 +8,9 @@ pub mod status;
 
 use anyhow::Result;
 
-use crate::model::{blocks, PatchState, Target, Transition};
-use crate::sources::procfs::{scan_threads, ScanRequest, StateFile, ThreadScan};
+use crate::model::{blocks, PatchState, Target, Thread, Transition};
+use crate::sources::ebpf;
+use crate::sources::procfs::{self, scan_threads, ScanRequest, StateFile, ThreadScan};
 use crate::sources::sysfs::{self, Depth, Livepatching};
 use crate::sources::Root;
 
@@ -19,14 +20,25 @@ pub struct Context {
     pub root: Root,
     pub verbose: u8,
     pub json: bool,
+    /// `--no-ebpf`: procfs only.
+    pub no_ebpf: bool,
     /// Things kgr could not see, said once on stderr.
     pub warnings: Vec<String>,
+    /// With `-v`: what kgr did not use and why (e.g. eBPF), said once on stderr.
+    pub notes: Vec<String>,
 }
 
 impl Context {
     pub fn warn(&mut self, message: String) {
         if !self.warnings.contains(&message) {
             self.warnings.push(message);
+        }
+    }
+
+    /// Records a `-v` remark; dropped without `-v`.
+    pub fn note(&mut self, message: String) {
+        if self.verbose > 0 && !self.notes.contains(&message) {
+            self.notes.push(message);
         }
     }
 }
@@ -74,6 +86,12 @@ impl TransitionView {
             details: details || stacks,
             stacks,
         };
+        if self.state_file == StateFile::PatchState {
+            match snapshot_blockers(ctx, target, request)? {
+                Ok(scan) => return Ok(scan),
+                Err(why) => ctx.note(format!("eBPF not used: {why}")),
+            }
+        }
         let scan = scan_threads(&ctx.root, request, |state: PatchState| {
             blocks(state, target)
         })?;
@@ -90,6 +108,72 @@ impl TransitionView {
         }
         Ok(scan)
     }
+}
+
+/// From this many threads on, one eBPF task snapshot (load included) beats
+/// opening every thread's `patch_state` (measured on the host: see
+/// sources/ebpf/tests.rs `bench_snapshot_vs_procfs`).
+const SNAPSHOT_MIN_THREADS: usize = 5_000;
+
+/// The blockers from one eBPF task snapshot, when eBPF is allowed and the
+/// system has enough threads for it to pay; else why not. The details of the
+/// few blockers still come from procfs, as in the scan, so the output is the
+/// same.
+fn snapshot_blockers(
+    ctx: &mut Context,
+    target: Target,
+    request: ScanRequest,
+) -> Result<Result<ThreadScan, ebpf::Unavailable>> {
+    if let Err(why) = ebpf::precheck(ctx.root.is_live(), ctx.no_ebpf) {
+        return Ok(Err(why));
+    }
+    let threads = procfs::thread_count(&ctx.root).unwrap_or(0);
+    if threads < SNAPSHOT_MIN_THREADS {
+        return Ok(Err(ebpf::Unavailable::FewThreads {
+            threads,
+            crossover: SNAPSHOT_MIN_THREADS,
+        }));
+    }
+    let snapshot = match ebpf::task_snapshot() {
+        Ok(snapshot) => snapshot,
+        Err(why) => return Ok(Err(why)),
+    };
+    if snapshot.incomplete > 0 {
+        return Ok(Err(ebpf::Unavailable::Failed {
+            what: "the task snapshot".into(),
+            error: format!("{} tasks could not be read", snapshot.incomplete),
+        }));
+    }
+    ctx.note(format!(
+        "eBPF task snapshot: {} threads, {} ms to load, {} ms to read",
+        snapshot.threads.len(),
+        snapshot.load_time.as_millis(),
+        snapshot.pass_time.as_millis()
+    ));
+    let mut scan = ThreadScan {
+        examined: snapshot.threads.len(),
+        ..ThreadScan::default()
+    };
+    for thread in snapshot.threads {
+        if !blocks(thread.patch_state, target) {
+            continue;
+        }
+        if !request.details {
+            // What the scan reports without details: ids and state only.
+            scan.threads
+                .push(Thread::bare(thread.pid, thread.tid, thread.patch_state));
+            continue;
+        }
+        let described = procfs::describe_thread(
+            &ctx.root,
+            thread.pid,
+            thread.tid,
+            thread.patch_state,
+            request.stacks,
+        )?;
+        scan.threads.extend(described);
+    }
+    Ok(Ok(scan))
 }
 
 /// Reads the live patching state, shallow or deep.

@@ -205,7 +205,9 @@ mod tests {
             root: Root::live(),
             verbose: 1,
             json: false,
+            no_ebpf: false,
             warnings: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -320,6 +320,18 @@ pub fn read_thread(
     tid: i32,
     patch_state: PatchState,
 ) -> Result<Option<Thread>> {
+    describe_thread(root, pid, tid, patch_state, false)
+}
+
+/// One thread's details (and kernel stack with `stacks`) as the scan reads
+/// them, for a thread selected elsewhere (the eBPF snapshot); `None` when gone.
+pub fn describe_thread(
+    root: &Root,
+    pid: i32,
+    tid: i32,
+    patch_state: PatchState,
+    stacks: bool,
+) -> Result<Option<Thread>> {
     let proc = root.proc();
     let Ok(process) = Process::new_with_root(proc.join(pid.to_string())) else {
         return Ok(None);
@@ -327,7 +339,7 @@ pub fn read_thread(
     let Ok(task) = process.task_from_tid(tid) else {
         return Ok(None);
     };
-    match describe(&proc, &task, patch_state, false) {
+    match describe(&proc, &task, patch_state, stacks) {
         Ok(thread) => Ok(Some(thread)),
         Err(ReadFailure::Vanished) => Ok(None),
         Err(ReadFailure::Denied) => Err(anyhow!(
@@ -335,5 +347,29 @@ pub fn read_thread(
             task_path(&proc, &task, "stat").display()
         )),
         Err(ReadFailure::Error(err)) => Err(err),
+    }
+}
+
+/// How many threads the system has: the denominator of `/proc/loadavg`'s
+/// fourth field (`nr_threads`, kernel/fork.c), one small read.
+pub fn thread_count(root: &Root) -> Option<usize> {
+    let text = std::fs::read_to_string(root.proc().join("loadavg")).ok()?;
+    parse_thread_count(&text)
+}
+
+fn parse_thread_count(loadavg: &str) -> Option<usize> {
+    let field = loadavg.split_whitespace().nth(3)?;
+    field.split_once('/')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_from_loadavg() {
+        assert_eq!(parse_thread_count("0.75 0.48 0.52 1/123 7965\n"), Some(123));
+        assert_eq!(parse_thread_count("0.75 0.48 0.52"), None);
+        assert_eq!(parse_thread_count(""), None);
     }
 }

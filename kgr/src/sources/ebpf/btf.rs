@@ -126,6 +126,7 @@ impl Btf {
     }
 
     /// How many types the blob has.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.offsets.len()
     }
@@ -213,7 +214,7 @@ impl Btf {
                 continue;
             }
             if let Some(slot) = wanted.iter().position(|w| w.as_bytes() == member_name) {
-                if found[slot].is_none() && bits % 8 == 0 {
+                if found[slot].is_none() && bits.is_multiple_of(8) {
                     found[slot] = Some(bits / 8);
                 }
             }
@@ -316,7 +317,13 @@ mod tests {
         let mut blob = Vec::new();
         blob.extend_from_slice(&MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             blob.extend_from_slice(&w.to_le_bytes());
         }
         blob.extend_from_slice(&types);

@@ -4,26 +4,74 @@
 //! procfs and say why with `-v`.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::model::Thread;
 
 #[cfg(feature = "ebpf")]
 pub mod btf;
+// The fentry probe and the syscall tracker are consumed by `blocking --why`
+// and `monitor` (issue 4, next phase); the privileged tests use them now.
 #[cfg(feature = "ebpf")]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "consumed by the tracer, next phase")
+)]
 mod fentry;
 #[cfg(feature = "ebpf")]
 mod object;
 #[cfg(feature = "ebpf")]
 mod snapshot;
 #[cfg(feature = "ebpf")]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "consumed by `blocking --why`, next phase")
+)]
 mod syscalls;
 #[cfg(all(test, feature = "ebpf"))]
 mod tests;
 
 #[cfg(feature = "ebpf")]
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "consumed by the tracer, next phase")
+)]
 pub use fentry::FentryProbe;
 #[cfg(feature = "ebpf")]
-pub use snapshot::{TaskIterator, TaskSnapshot};
+pub use snapshot::TaskIterator;
 #[cfg(feature = "ebpf")]
-pub use syscalls::{InKernel, SyscallTracker};
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "consumed by `blocking --why`, next phase")
+)]
+pub use syscalls::SyscallTracker;
+
+/// Every thread of the system at one moment, from the `iter/task` program.
+#[derive(Debug)]
+pub struct TaskSnapshot {
+    /// Sorted by tid. On a kernel without live patching every thread's
+    /// `patch_state` is `Idle`. `cmdline` is empty and `starttime` 0: the
+    /// kernel side does not read them.
+    pub threads: Vec<Thread>,
+    /// Records whose fields could not all be read (left out).
+    pub incomplete: usize,
+    /// Reading BTF and loading the program, then the pass itself.
+    pub load_time: Duration,
+    pub pass_time: Duration,
+}
+
+/// One snapshot of every thread's patch state, on a live-patching kernel.
+/// Loads the program each time: callers weigh this against a procfs scan.
+pub fn task_snapshot() -> Result<TaskSnapshot, Unavailable> {
+    #[cfg(feature = "ebpf")]
+    {
+        TaskIterator::load(true)?.snapshot()
+    }
+    #[cfg(not(feature = "ebpf"))]
+    {
+        Err(Unavailable::NotBuiltIn)
+    }
+}
 
 /// Why an eBPF path was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +109,9 @@ impl fmt::Display for Unavailable {
             Unavailable::NoLivePatching => {
                 f.write_str("no live patching in this kernel (task_struct has no patch_state)")
             }
-            Unavailable::FewThreads { threads, crossover } => write!(
-                f,
-                "{threads} threads, procfs is faster below {crossover}"
-            ),
+            Unavailable::FewThreads { threads, crossover } => {
+                write!(f, "{threads} threads, procfs is faster below {crossover}")
+            }
             Unavailable::MissingHook(name) => write!(f, "the kernel has no {name}"),
             Unavailable::Refused { what, errno } => write!(f, "{what} refused ({errno})"),
             Unavailable::Failed { what, error } => write!(f, "{what} failed: {error}"),

@@ -13,7 +13,7 @@ use kgr_common::{
 use crate::model::{PatchState, TaskState, Thread};
 
 use super::object::Kernel;
-use super::{unavailable, Unavailable};
+use super::{unavailable, TaskSnapshot, Unavailable};
 
 /// `PF_KTHREAD` (include/linux/sched.h).
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -23,20 +23,7 @@ pub struct TaskIterator {
     ebpf: Ebpf,
     live_patching: bool,
     /// Time spent reading BTF and loading, for the record.
-    pub load_time: Duration,
-}
-
-/// Every thread of the system at one moment.
-#[derive(Debug)]
-pub struct TaskSnapshot {
-    /// Sorted by tid. On a kernel without live patching every thread's
-    /// `patch_state` is `Idle`. `cmdline` is empty and `starttime` 0: the
-    /// kernel side does not read them.
-    pub threads: Vec<Thread>,
-    /// Whether `task_struct.patch_state` exists.
-    pub live_patching: bool,
-    /// Records whose fields could not all be read (left out).
-    pub incomplete: usize,
+    load_time: Duration,
 }
 
 impl TaskIterator {
@@ -75,15 +62,27 @@ impl TaskIterator {
         let mut file = link
             .into_file()
             .map_err(|e| unavailable("opening the task iterator", &e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| unavailable("reading the task iterator", &e))?;
-        self.convert(&bytes)
+        let start = Instant::now();
+        // Whole pages per read: the seq_file fills one buffer per read call.
+        let mut bytes = Vec::with_capacity(64 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = file
+                .read(&mut chunk)
+                .map_err(|e| unavailable("reading the task iterator", &e))?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        let mut snapshot = self.convert(&bytes)?;
+        snapshot.pass_time = start.elapsed();
+        Ok(snapshot)
     }
 
     fn convert(&self, bytes: &[u8]) -> Result<TaskSnapshot, Unavailable> {
         let size = std::mem::size_of::<TaskRecord>();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(Unavailable::Failed {
                 what: "reading the task iterator".into(),
                 error: format!("{} bytes is not a whole number of records", bytes.len()),
@@ -95,7 +94,8 @@ impl TaskIterator {
         for chunk in bytes.chunks_exact(size) {
             // SAFETY: `chunk` holds `size_of::<TaskRecord>()` bytes and
             // TaskRecord is plain integers (any bit pattern is valid).
-            let record: TaskRecord = unsafe { chunk.as_ptr().cast::<TaskRecord>().read_unaligned() };
+            let record: TaskRecord =
+                unsafe { chunk.as_ptr().cast::<TaskRecord>().read_unaligned() };
             if record.marks & MARK_CURRENT != 0 {
                 if record.marks & MARK_PID_MISMATCH != 0 {
                     return Err(Unavailable::Failed {
@@ -123,8 +123,9 @@ impl TaskIterator {
         threads.sort_by_key(|t| t.tid);
         Ok(TaskSnapshot {
             threads,
-            live_patching: self.live_patching,
             incomplete,
+            load_time: self.load_time,
+            pass_time: Duration::ZERO,
         })
     }
 }
