@@ -237,7 +237,7 @@ mod tests {
             "EXAMPLES",
             "blocking_threads",
             "poke",
-            "--root",
+            "DIR/sys",
         ] {
             assert!(page.contains(needle), "man page lacks {needle}");
         }
