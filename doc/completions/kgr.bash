@@ -31,6 +31,9 @@ _kgr() {
             kgr,poke)
                 cmd="kgr__subcmd__poke"
                 ;;
+            kgr,snapshot)
+                cmd="kgr__subcmd__snapshot"
+                ;;
             kgr,status)
                 cmd="kgr__subcmd__status"
                 ;;
@@ -41,7 +44,7 @@ _kgr() {
 
     case "${cmd}" in
         kgr)
-            opts="-v -h -V --verbose --json --root --no-ebpf --help --version status check patches blocking blocking_threads poke"
+            opts="-v -h -V --verbose --json --root --no-ebpf --help --version status check patches blocking blocking_threads poke snapshot"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,6 +140,32 @@ _kgr() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kgr__subcmd__snapshot)
+            opts="-o -v -h --output --verbose --json --root --no-ebpf --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -24,7 +24,7 @@ function __fish_kgr_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c kgr -n "__fish_kgr_needs_command" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_needs_command" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_needs_command" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_needs_command" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_needs_command" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
@@ -36,34 +36,41 @@ complete -c kgr -n "__fish_kgr_needs_command" -f -a "patches" -d 'List the loade
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking" -d 'List the threads that keep the running transition from finishing (-v: with command lines; -vv: with kernel stacks)'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking_threads" -d 'Obsolete alias of `blocking`'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "poke" -d 'Send SIGSTOP then SIGCONT to each process with a blocking thread, so that it crosses the kernel/user boundary and switches (obsolete; kernels since 5.1 signal blockers by themselves)'
-complete -c kgr -n "__fish_kgr_using_subcommand status" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "snapshot" -d 'Capture what kgr reads (livepatch sysfs, every thread\'s state, comm, cmdline, stat, stack...) into one .tar.gz; `kgr --root FILE` answers from it as on the live system'
+complete -c kgr -n "__fish_kgr_using_subcommand status" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand status" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand check" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand check" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand check" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand check" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand check" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand check" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand patches" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand patches" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand poke" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand poke" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand poke" -l dry-run -d 'Say what would be signalled, signal nothing'
 complete -c kgr -n "__fish_kgr_using_subcommand poke" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand poke" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand poke" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand poke" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -s o -l output -d 'The archive to write' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -s h -l help -d 'Print help'

@@ -31,7 +31,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Read DIR/sys and DIR/proc instead of /sys and /proc.
+    /// Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a
+    /// `kgr snapshot` archive).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
@@ -62,6 +63,17 @@ pub enum Command {
     /// that it crosses the kernel/user boundary and switches (obsolete;
     /// kernels since 5.1 signal blockers by themselves).
     Poke(PokeArgs),
+    /// Capture what kgr reads (livepatch sysfs, every thread's state, comm,
+    /// cmdline, stat, stack...) into one .tar.gz; `kgr --root FILE` answers
+    /// from it as on the live system.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The archive to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -48,8 +48,15 @@ fn main() -> ExitCode {
             return ExitCode::from(error_status);
         }
     };
+    let root = match cli.root.as_deref().map(Root::open).transpose() {
+        Ok(root) => root.unwrap_or_else(Root::live),
+        Err(err) => {
+            eprintln!("kgr: {}", error_line(&err));
+            return ExitCode::from(error_status);
+        }
+    };
     let mut ctx = Context {
-        root: cli.root.as_deref().map_or_else(Root::live, Root::at),
+        root,
         verbose: cli.verbose,
         json: cli.json,
         no_ebpf: cli.no_ebpf,
@@ -126,6 +133,15 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
             } else {
                 EXIT_OK
             })
+        }
+        Command::Snapshot(args) => {
+            let report = commands::snapshot::run(ctx, &args.output)?;
+            if json {
+                output::json(out, &report)?;
+            } else {
+                output::human::snapshot(out, &report)?;
+            }
+            Ok(EXIT_OK)
         }
         Command::Poke(args) => {
             if ctx.root.is_live() && !args.dry_run && !sources::signal::is_root() {

@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod patches;
 pub mod poke;
+pub mod snapshot;
 pub mod status;
 
 use anyhow::Result;

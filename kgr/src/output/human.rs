@@ -6,6 +6,7 @@ use crate::commands::blocking::BlockingReport;
 use crate::commands::patches::{PatchEntry, PatchesReport};
 use crate::commands::poke::{PokeAction, PokeReport};
 use crate::commands::status::StatusReport;
+use crate::sources::capture::CaptureSummary;
 use crate::sources::package::{Manager, PackageInfo};
 
 /// `status`: one line; `-v` adds the transition's facts.
@@ -142,6 +143,27 @@ pub fn poke<W: Write>(out: &mut W, report: &PokeReport, verbose: u8) -> io::Resu
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// `snapshot`: where it went, how big, what could not be read.
+pub fn snapshot<W: Write>(out: &mut W, report: &CaptureSummary) -> io::Result<()> {
+    writeln!(
+        out,
+        "wrote {}: {} threads, {} files, {:.1} KiB",
+        report.path.display(),
+        report.threads,
+        report.files,
+        report.bytes as f64 / 1024.0
+    )?;
+    if !report.unreadable.is_empty() {
+        writeln!(
+            out,
+            "{} files could not be read (listed in kgr-snapshot/unreadable.txt), e.g. {}",
+            report.unreadable.len(),
+            report.unreadable[0]
+        )?;
     }
     Ok(())
 }

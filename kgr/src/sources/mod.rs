@@ -1,5 +1,6 @@
 //! The only code that reads the system: sysfs, procfs, packages, signals, eBPF.
 
+pub mod capture;
 pub mod ebpf;
 pub mod package;
 pub mod procfs;

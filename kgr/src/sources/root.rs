@@ -1,24 +1,45 @@
 //! The injectable root: `/sys` and `/proc`, or a captured tree under `--root DIR`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
 
 /// Where kgr reads the kernel's state from.
 #[derive(Debug, Clone)]
 pub struct Root {
     base: Option<PathBuf>,
+    /// Keeps an unpacked snapshot alive as long as the root is used.
+    _unpacked: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Root {
     /// The running system.
     pub fn live() -> Root {
-        Root { base: None }
+        Root {
+            base: None,
+            _unpacked: None,
+        }
     }
 
     /// A captured tree: reads `dir/sys/...` and `dir/proc/...`.
     pub fn at(dir: &Path) -> Root {
         Root {
             base: Some(dir.to_path_buf()),
+            _unpacked: None,
         }
+    }
+
+    /// `--root PATH`: a captured directory tree, or a `kgr snapshot` archive.
+    pub fn open(path: &Path) -> Result<Root> {
+        if path.is_file() {
+            let (dir, guard) = super::capture::unpack(path)?;
+            return Ok(Root {
+                base: Some(dir),
+                _unpacked: Some(guard),
+            });
+        }
+        Ok(Root::at(path))
     }
 
     /// True when reading the running system (eBPF, packages and signals allowed).
