@@ -25,6 +25,9 @@ _kgr() {
             kgr,check)
                 cmd="kgr__subcmd__check"
                 ;;
+            kgr,metrics)
+                cmd="kgr__subcmd__metrics"
+                ;;
             kgr,patches)
                 cmd="kgr__subcmd__patches"
                 ;;
@@ -44,7 +47,7 @@ _kgr() {
 
     case "${cmd}" in
         kgr)
-            opts="-v -h -V --verbose --json --root --no-ebpf --help --version status check patches blocking blocking_threads poke snapshot"
+            opts="-v -h -V --verbose --json --root --no-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +107,28 @@ _kgr() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kgr__subcmd__metrics)
+            opts="-v -h --textfile --verbose --json --root --no-ebpf --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --textfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -37,6 +37,7 @@ complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking" -d 'List the thre
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "blocking_threads" -d 'Obsolete alias of `blocking`'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "poke" -d 'Send SIGSTOP then SIGCONT to each process with a blocking thread, so that it crosses the kernel/user boundary and switches (obsolete; kernels since 5.1 signal blockers by themselves)'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "snapshot" -d 'Capture what kgr reads (livepatch sysfs, every thread\'s state, comm, cmdline, stat, stack...) into one .tar.gz; `kgr --root FILE` answers from it as on the live system'
+complete -c kgr -n "__fish_kgr_needs_command" -f -a "metrics" -d 'Print the live patching state as Prometheus metrics (or write them for node_exporter\'s textfile collector with --textfile)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand status" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l json -d 'Print one JSON document instead of the human output'
@@ -74,3 +75,9 @@ complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -s v -l verbose -d 'Mo
 complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand snapshot" -s h -l help -d 'Print help'
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -l textfile -d 'Write DIR/kgr.prom atomically instead of printing' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -s v -l verbose -d 'More detail (repeat for more: -vv)'
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -l json -d 'Print one JSON document instead of the human output'
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
+complete -c kgr -n "__fish_kgr_using_subcommand metrics" -s h -l help -d 'Print help'

@@ -67,6 +67,16 @@ pub enum Command {
     /// cmdline, stat, stack...) into one .tar.gz; `kgr --root FILE` answers
     /// from it as on the live system.
     Snapshot(SnapshotArgs),
+    /// Print the live patching state as Prometheus metrics (or write them
+    /// for node_exporter's textfile collector with --textfile).
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write DIR/kgr.prom atomically instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -134,6 +134,19 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 EXIT_OK
             })
         }
+        Command::Metrics(args) => {
+            let report = commands::metrics::run(ctx)?;
+            if json {
+                output::json(out, &report)?;
+            } else {
+                let text = output::prometheus::exposition(&report)?;
+                match &args.textfile {
+                    Some(dir) => output::prometheus::write_textfile(dir, &text)?,
+                    None => out.write_all(text.as_bytes())?,
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Snapshot(args) => {
             let report = commands::snapshot::run(ctx, &args.output)?;
             if json {

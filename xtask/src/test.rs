@@ -27,7 +27,50 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Real tools the tests check kgr against, as (binary, Debian package).
+const TEST_TOOLS: &[(&str, &str)] = &[("promtool", "prometheus"), ("setpriv", "util-linux")];
+
+fn on_path(binary: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {binary} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the tools tests compare against; without root the tests that
+/// need them report themselves skipped.
+fn install_test_tools() -> Result<()> {
+    let missing: Vec<&str> = TEST_TOOLS
+        .iter()
+        .filter(|(binary, _)| !on_path(binary))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprintln!("xtask: installing test tools: {}", missing.join(" "));
+    let install: Vec<&str> = ["install", "-y", "--no-install-recommends"]
+        .into_iter()
+        .chain(missing.iter().copied())
+        .collect();
+    if !apt(&install) && !(apt(&["update"]) && apt(&install)) {
+        eprintln!(
+            "xtask: could not install {} (not root?); the tests that need them will say SKIPPED",
+            missing.join(" ")
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &TestArgs) -> Result<()> {
+    install_test_tools()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",

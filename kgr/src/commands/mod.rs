@@ -2,6 +2,7 @@
 //! and returns a report (data) for `output` to render.
 
 pub mod blocking;
+pub mod metrics;
 pub mod patches;
 pub mod poke;
 pub mod snapshot;
@@ -90,6 +91,8 @@ impl TransitionView {
         if self.state_file == StateFile::PatchState {
             match snapshot_blockers(ctx, target, request)? {
                 Ok(scan) => return Ok(scan),
+                // A captured tree is not the running kernel: nothing to say.
+                Err(ebpf::Unavailable::ForeignRoot) => {}
                 Err(why) => ctx.note(format!("eBPF not used: {why}")),
             }
         }
@@ -112,9 +115,11 @@ impl TransitionView {
 }
 
 /// From this many threads on, one eBPF task snapshot (load included) beats
-/// opening every thread's `patch_state` (measured on the host: see
-/// sources/ebpf/tests.rs `bench_snapshot_vs_procfs`).
-const SNAPSHOT_MIN_THREADS: usize = 5_000;
+/// opening every thread's `patch_state`. Measured on the 2-core host, release
+/// build: procfs ~13 us per thread; snapshot ~30 ms to load + ~0.75 us per
+/// thread (1k threads: 14 ms vs 33 ms; 3k: 38 vs 35; 10k: 134 vs 37). See
+/// `bench_snapshot_vs_procfs` in sources/ebpf/tests.rs.
+const SNAPSHOT_MIN_THREADS: usize = 3_000;
 
 /// The blockers from one eBPF task snapshot, when eBPF is allowed and the
 /// system has enough threads for it to pay; else why not. The details of the
