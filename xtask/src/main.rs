@@ -1,5 +1,6 @@
 //! Project tasks: the test command of the README, the VM lab and the demo.
 
+mod dist;
 mod docs;
 mod setup;
 mod test;
@@ -18,6 +19,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build the .deb and .rpm packages (target/debian, target/generate-rpm).
+    Dist {
+        /// Also install the .deb here and check both packages with dpkg, rpm
+        /// and systemd-analyze.
+        #[arg(long)]
+        check: bool,
+    },
     /// Generate the man page and shell completions into doc/.
     Docs {
         /// Fail when the committed files are stale instead of writing them.
@@ -41,6 +49,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Docs { check } => docs::run(check),
+        Command::Dist { check } => setup::run().and_then(|()| {
+            let (deb, rpm) = dist::build()?;
+            if check {
+                dist::check(&deb, &rpm)?;
+            }
+            Ok(())
+        }),
         Command::Setup => setup::run(),
         Command::Test(args) => setup::run().and_then(|()| test::run(&args)),
         Command::Vm(cmd) => setup::run().and_then(|()| vm::run(cmd)),

@@ -5,6 +5,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::dist;
 use crate::vm::{self, LabOutcome};
 
 #[derive(Args)]
@@ -12,6 +13,9 @@ pub struct TestArgs {
     /// Skip the VM lab scenarios (reported as skipped).
     #[arg(long)]
     pub no_vm: bool,
+    /// Skip building and checking the .deb/.rpm packages (reported as skipped).
+    #[arg(long)]
+    pub no_dist: bool,
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
@@ -81,6 +85,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
+    packages(args)?;
     let outcome = if args.no_vm {
         LabOutcome::Skipped("--no-vm given".into())
     } else {
@@ -88,12 +93,39 @@ pub fn run(args: &TestArgs) -> Result<()> {
     };
     match outcome {
         LabOutcome::Ran { passed, failed } => {
-            println!("vm lab: {passed} passed, {failed} failed");
+            println!("vm: {passed} passed, {failed} failed");
             if failed > 0 {
                 bail!("{failed} VM lab checks failed");
             }
         }
-        LabOutcome::Skipped(why) => println!("vm lab: SKIPPED: {why}"),
+        LabOutcome::Skipped(why) => {
+            println!("vm lab SKIPPED: {why}");
+            println!("vm: 0 passed, 0 failed, 1 skipped");
+        }
     }
     Ok(())
+}
+
+/// Builds the packages and checks them with dpkg, rpm and systemd-analyze
+/// (installing the .deb needs root; otherwise reported as skipped).
+fn packages(args: &TestArgs) -> Result<()> {
+    if args.no_dist {
+        println!("packages SKIPPED: --no-dist given");
+        return Ok(());
+    }
+    if !is_root() {
+        println!("packages SKIPPED: installing the .deb needs root");
+        return Ok(());
+    }
+    let (deb, rpm) = dist::build()?;
+    dist::check(&deb, &rpm)?;
+    println!("packages: .deb installed and checked, .rpm file list checked, units verified");
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
