@@ -65,7 +65,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__blocking)
-            opts="-v -h --verbose --json --root --no-ebpf --help"
+            opts="-v -h --why --verbose --json --root --no-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -83,7 +83,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__blocking_threads)
-            opts="-v -h --verbose --json --root --no-ebpf --help"
+            opts="-v -h --why --verbose --json --root --no-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

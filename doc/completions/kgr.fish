@@ -54,11 +54,13 @@ complete -c kgr -n "__fish_kgr_using_subcommand patches" -l json -d 'Print one J
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand patches" -s h -l help -d 'Print help'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l why -d 'Say why each thread blocks: the patched function on its stack, the reason, its syscall, how long it has been in the kernel, whether poke can help (the kernel\'s own verdict with eBPF; waits up to ~1.5 s)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking" -s h -l help -d 'Print help'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
+complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l why -d 'Say why each thread blocks: the patched function on its stack, the reason, its syscall, how long it has been in the kernel, whether poke can help (the kernel\'s own verdict with eBPF; waits up to ~1.5 s)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l json -d 'Print one JSON document instead of the human output'
 complete -c kgr -n "__fish_kgr_using_subcommand blocking_threads" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
