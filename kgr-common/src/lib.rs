@@ -86,4 +86,36 @@ pub const IN_KERNEL_MAX_THREADS: u32 = 65_536;
 /// Indexes of the `COUNTERS` array map.
 pub const COUNTER_IN_KERNEL_FULL: u32 = 0;
 pub const COUNTER_FENTRY_HITS: u32 = 1;
-pub const COUNTERS_LEN: u32 = 2;
+pub const COUNTER_VERDICTS_FULL: u32 = 2;
+pub const COUNTERS_LEN: u32 = 3;
+
+/// Bytes kept of the function name the kernel's stack check returns.
+pub const VERDICT_FUNCTION_LEN: usize = 64;
+
+/// The kernel's verdict on one task: the value of the `VERDICTS` map, keyed
+/// by tid, written by the fexit program on `klp_check_and_switch_task`
+/// (kernel/livepatch/transition.c) at each check of that task.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Verdict {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the check.
+    pub checked_ns: u64,
+    /// Its return value: 0 switched, -EBUSY running, -EINVAL unreliable
+    /// stack, -EADDRINUSE sleeping on `function`.
+    pub ret: i32,
+    /// `task_struct.tgid`.
+    pub tgid: i32,
+    /// With -EADDRINUSE: the patched function's name, NUL-terminated.
+    pub function: [u8; VERDICT_FUNCTION_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<Verdict>() == 80);
+const _: () = assert!(core::mem::align_of::<Verdict>() == 8);
+
+// SAFETY: plain integers and bytes, no padding (asserted above).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Verdict {}
+
+/// Bound of the `VERDICTS` map: tasks beyond it are counted in
+/// `COUNTERS[COUNTER_VERDICTS_FULL]`, not recorded.
+pub const VERDICTS_MAX_TASKS: u32 = 16_384;

@@ -7,6 +7,7 @@
 
 mod fentry_probe;
 mod offsets;
+mod stack_check;
 mod syscalls;
 mod task_iter;
 

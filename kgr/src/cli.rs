@@ -87,7 +87,13 @@ pub struct SnapshotArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BlockingArgs {}
+pub struct BlockingArgs {
+    /// Say why each thread blocks: the patched function on its stack, the
+    /// reason, its syscall, how long it has been in the kernel, whether poke
+    /// can help (the kernel's own verdict with eBPF; waits up to ~1.5 s).
+    #[arg(long)]
+    pub why: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct PokeArgs {

@@ -121,8 +121,8 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
             }
             Ok(EXIT_OK)
         }
-        Command::Blocking(_) | Command::BlockingThreads(_) => {
-            let report = commands::blocking::run(ctx, verbose > 0 || json, verbose > 1)?;
+        Command::Blocking(args) | Command::BlockingThreads(args) => {
+            let report = commands::blocking::run(ctx, verbose > 0 || json, verbose > 1, args.why)?;
             if json {
                 output::json(out, &report)?;
             } else {

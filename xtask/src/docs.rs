@@ -11,10 +11,6 @@ use clap_complete::Shell;
 use roff::{bold, roman, Roff};
 
 #[path = "../../kgr/src/cli.rs"]
-#[expect(
-    dead_code,
-    reason = "xtask reads only the clap definitions, not the parsed fields"
-)]
 mod kgr_cli;
 
 /// Where the generated files live, relative to the workspace root.

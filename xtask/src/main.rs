@@ -1,5 +1,6 @@
 //! Project tasks: the test command of the README, the VM lab and the demo.
 
+mod bench;
 mod dist;
 mod docs;
 mod setup;
@@ -19,6 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmarks: `blocking` against the shell scan, a plain Rust scan and
+    /// the bare eBPF iterator, in the VM lab and on the host.
+    Bench(bench::BenchArgs),
     /// Build the .deb and .rpm packages (target/debian, target/generate-rpm).
     Dist {
         /// Also install the .deb here and check both packages with dpkg, rpm
@@ -48,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => setup::run().and_then(|()| bench::run(&args)),
         Command::Docs { check } => docs::run(check),
         Command::Dist { check } => setup::run().and_then(|()| {
             let (deb, rpm) = dist::build()?;

@@ -64,7 +64,8 @@ fn install_test_tools() -> Result<()> {
         .into_iter()
         .chain(missing.iter().copied())
         .collect();
-    if !apt(&install) && !(apt(&["update"]) && apt(&install)) {
+    let installed = apt(&install) || (apt(&["update"]) && apt(&install));
+    if !installed {
         eprintln!(
             "xtask: could not install {} (not root?); the tests that need them will say SKIPPED",
             missing.join(" ")

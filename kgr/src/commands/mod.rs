@@ -140,10 +140,17 @@ fn snapshot_blockers(
             crossover: SNAPSHOT_MIN_THREADS,
         }));
     }
+    if let Err(why) = ebpf::pid_view_trusted(&ebpf::PidNamespace::read()) {
+        return Ok(Err(why));
+    }
     let snapshot = match ebpf::task_snapshot() {
         Ok(snapshot) => snapshot,
         Err(why) => return Ok(Err(why)),
     };
+    let seen = snapshot.threads.len() + snapshot.incomplete;
+    if let Err(why) = ebpf::snapshot_count_trusted(seen, threads) {
+        return Ok(Err(why));
+    }
     if snapshot.incomplete > 0 {
         return Ok(Err(ebpf::Unavailable::Failed {
             what: "the task snapshot".into(),

@@ -361,6 +361,7 @@ mod tests {
             state: TaskState(state),
             patch_state: PatchState::Unpatched,
             stack: None,
+            why: None,
             starttime: 0,
         }
     }

@@ -3,7 +3,12 @@
 mod patch;
 mod task;
 mod transition;
+mod why;
 
 pub use patch::{order_patches, Patch, PatchObject, PatchedFunction};
 pub use task::{join_cmdline, PatchState, TaskState, Thread};
 pub use transition::{blocks, Target, Transition};
+pub use why::{
+    frame_symbols, infer, parse_kallsyms_line, pokeable, syscall_name, PatchedAddresses, Reason,
+    Source, SymbolTable, Why,
+};

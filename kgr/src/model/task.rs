@@ -2,6 +2,8 @@
 
 use serde::{Serialize, Serializer};
 
+use super::Why;
+
 /// `/proc/<pid>/task/<tid>/patch_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchState {
@@ -62,6 +64,10 @@ impl TaskState {
 impl TaskState {
     /// The letter `/proc/<pid>/stat` shows for a task's `__state` and
     /// `exit_state` (include/linux/sched.h `__task_state_index`).
+    #[cfg_attr(
+        all(not(feature = "ebpf"), not(test)),
+        expect(dead_code, reason = "read from the eBPF snapshot only")
+    )]
     pub fn from_kernel(state: u32, exit_state: u32) -> TaskState {
         // TASK_REPORT: RUNNING..PARKED; the letters of fs/proc/array.c.
         const REPORT: u32 = 0x7f;
@@ -103,6 +109,9 @@ pub struct Thread {
     /// Kernel stack frames, verbatim; read only when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<Vec<String>>,
+    /// Why it blocks (`blocking --why`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
     /// Process start time (clock ticks since boot): tells a recycled pid apart.
     #[serde(skip)]
     pub starttime: u64,
@@ -120,6 +129,7 @@ impl Thread {
             state: TaskState('?'),
             patch_state,
             stack: None,
+            why: None,
             starttime: 0,
         }
     }

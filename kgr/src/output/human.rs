@@ -117,6 +117,9 @@ pub fn blocking<W: Write>(out: &mut W, report: &BlockingReport, verbose: u8) -> 
         }
         return Ok(());
     }
+    if report.why {
+        return blocking_why(out, report);
+    }
     for thread in &report.threads {
         if verbose == 0 {
             writeln!(out, "{}", thread.tid)?;
@@ -128,6 +131,71 @@ pub fn blocking<W: Write>(out: &mut W, report: &BlockingReport, verbose: u8) -> 
                 writeln!(out, "    {frame}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// `blocking --why`: one row per thread, columns as wide as their widest cell.
+fn blocking_why<W: Write>(out: &mut W, report: &BlockingReport) -> io::Result<()> {
+    const HEADER: [&str; 9] = [
+        "TID",
+        "COMM",
+        "S",
+        "FUNCTION",
+        "REASON",
+        "SYSCALL",
+        "IN-KERNEL",
+        "POKE",
+        "SOURCE",
+    ];
+    let rows: Vec<[String; 9]> = report
+        .threads
+        .iter()
+        .map(|t| {
+            let dash = || "-".to_owned();
+            let why = t.why.as_ref();
+            [
+                t.tid.to_string(),
+                if t.kthread {
+                    format!("[{}]", t.comm)
+                } else {
+                    t.comm.clone()
+                },
+                t.state.0.to_string(),
+                why.and_then(|w| w.function.clone()).unwrap_or_else(dash),
+                why.map_or_else(dash, |w| w.reason.as_str().to_owned()),
+                why.and_then(|w| w.syscall.clone()).unwrap_or_else(dash),
+                why.and_then(|w| w.in_kernel_s)
+                    .map_or_else(dash, |s| format!("{s:.1}s")),
+                why.map_or_else(dash, |w| if w.pokeable { "yes" } else { "no" }.to_owned()),
+                why.map_or_else(dash, |w| w.source.as_str().to_owned()),
+            ]
+        })
+        .collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else if i == 0 {
+                // Ids right-aligned, as ps does.
+                text.push_str(&format!("{cell:>w$}  "));
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        text
+    };
+    writeln!(out, "{}", line(&HEADER))?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
     }
     Ok(())
 }

@@ -243,11 +243,26 @@ fn copy_kallsyms(w: &mut Writer, root: &Root, functions: &[String]) -> Result<()
             return Ok(());
         }
     };
+    let is_patched = |line: &str| {
+        let symbol = line.split_whitespace().nth(2).unwrap_or("");
+        functions.iter().any(|f| f == symbol)
+    };
+    // Aliases share a patched function's address (`__do_sys_pause` for
+    // `__x64_sys_pause`): `blocking --why` matches frames by address.
+    let addresses: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|line| is_patched(line))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|a| a.bytes().any(|b| b != b'0'))
+        .collect();
     let kept: String = text
         .lines()
         .filter(|line| {
-            let symbol = line.split_whitespace().nth(2).unwrap_or("");
-            functions.iter().any(|f| f == symbol)
+            is_patched(line)
+                || line
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|a| addresses.contains(a))
         })
         .map(|line| format!("{line}\n"))
         .collect();

@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod ebpf;
+pub mod kallsyms;
 pub mod package;
 pub mod procfs;
 pub mod root;

@@ -264,6 +264,7 @@ fn describe(
         state: TaskState(stat.state),
         patch_state,
         stack,
+        why: None,
         starttime: stat.starttime,
     })
 }
@@ -348,6 +349,13 @@ pub fn describe_thread(
         )),
         Err(ReadFailure::Error(err)) => Err(err),
     }
+}
+
+/// The first field of `/proc/<pid>/task/<tid>/syscall` and the rest, as the
+/// kernel wrote it; `None` when unreadable or gone.
+pub fn read_syscall(root: &Root, pid: i32, tid: i32) -> Option<String> {
+    let path = root.proc().join(format!("{pid}/task/{tid}/syscall"));
+    std::fs::read_to_string(path).ok()
 }
 
 /// How many threads the system has: the denominator of `/proc/loadavg`'s

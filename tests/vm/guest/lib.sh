@@ -168,3 +168,20 @@ finish() {
 	dmesg | tail -n 40 | sed 's/^/dmesg: /'
 	echo "$PASS passed, $FAIL failed"
 }
+
+# why_of TID FIELD: the `why.FIELD` of thread TID in $OUT
+# (`kgr blocking --why --json`), by pairing the tids with the field values.
+why_of() {
+	jget '.threads[].tid' >/tmp/why.tids
+	jget ".threads[].why.$2" >/tmp/why.vals
+	awk -v t="$1" 'NR == FNR { tid[FNR] = $0; next } tid[FNR] == t { print }' /tmp/why.tids /tmp/why.vals
+}
+
+# Milliseconds since the epoch (busybox date may lack %N: then seconds).
+now_ms() {
+	n=$(date +%s%N 2>/dev/null)
+	case "$n" in
+	*N | "") echo $(($(date +%s) * 1000)) ;;
+	*) echo $((n / 1000000)) ;;
+	esac
+}

@@ -120,6 +120,40 @@ expect blocked.blocking_json_one_kthread "1" "$(jget '.threads[].kthread' | grep
 kgr_run patches --json
 expect blocked.patches_json "0 $PATCH true true" "$RC $(jget '.patches[].name' '.patches[].enabled' '.patches[].transition' | tr '\n' ' ' | sed 's/ $//')"
 
+# ------------------------------------------------ blocking --why (issue 4)
+# The kernel's own stack-check verdicts (fexit on klp_check_and_switch_task)
+# name the function each blocker sleeps on; the syscall and pokeability come
+# from procfs.
+W0=$(now_ms)
+kgr_gt blocking --why --json
+W1=$(now_ms)
+say "blocking --why --json (eBPF): $((W1 - W0)) ms"
+expect why.json_tids "$GT" "$(jget '.threads[].tid' | sort -n)"
+expect why.kthread "klp_busy_sleeper sleeping_on_patched_function ebpf false" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source) $(why_of "$KT" pokeable)"
+expect why.d_reader "klp_busy_user_wait sleeping_on_patched_function ebpf false read" "$(why_of "$RD" function) $(why_of "$RD" reason) $(why_of "$RD" source) $(why_of "$RD" pokeable) $(why_of "$RD" syscall)"
+expect why.pause_sleeper "pause true sleeping_on_patched_function ebpf" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" reason) $(why_of "$PA" source)"
+say "why of the pause() sleeper $PA: function $(why_of "$PA" function), in kernel $(why_of "$PA" in_kernel_s) s"
+expect why.stack_included "0" "$(jget '.threads[].stack' | grep -vc '^\[')"
+W0=$(now_ms)
+kgr_gt --no-ebpf blocking --why --json
+W1=$(now_ms)
+say "blocking --why --json (procfs): $((W1 - W0)) ms"
+expect why.procfs_kthread "klp_busy_sleeper sleeping_on_patched_function procfs" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source)"
+expect why.procfs_d_reader "klp_busy_user_wait procfs" "$(why_of "$RD" function) $(why_of "$RD" source)"
+expect why.procfs_pause_sleeper "pause true procfs" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" source)"
+kgr_run -v blocking --why
+say "blocking -v --why notes: $(show "$ERR")"
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | head -n 1 | grep -q '^ *TID  COMM'; then pass why.human_header; else fail why.human_header "expected a TID COMM ... header; got $(got)"; fi
+if printf '%s\n' "$ERR" | grep -q "the kernel's verdicts for"; then pass why.v_note; else fail why.v_note "expected a -v note on the kernel's verdicts; got $(got)"; fi
+for args in "blocking" "-v blocking" "-vv blocking"; do
+	# shellcheck disable=SC2086
+	kgr_gt $args
+	A=$OUT
+	# shellcheck disable=SC2086
+	kgr_gt --no-ebpf $args
+	expect "why.no_ebpf_same.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
+done
+
 # ---------------------------------------------------------------- poke
 kgr_run poke -v
 POKE=$OUT

@@ -102,7 +102,7 @@ pub(crate) struct Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -156,6 +156,38 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         bail!("{why}");
     }
     qemu::demo(&lab, kernel)
+}
+
+/// For `cargo xtask bench`: prepares the lab for kernel `k` (as `vm setup`);
+/// `Ok(Some(why))` when the lab cannot run here.
+pub(crate) fn bench_setup(lab: &Lab, k: Kernel) -> Result<Option<String>> {
+    setup::setup(lab, &[k])
+}
+
+/// For `cargo xtask bench`: the static programs the lab built (`kgr`,
+/// `bench-scan`, `bench_threads`, `bench_time`), which run on the host too.
+pub(crate) fn bench_program(lab: &Lab, name: &str) -> PathBuf {
+    match name {
+        "kgr" | "bench-scan" => lab
+            .cache
+            .join("kgr-build")
+            .join("x86_64-unknown-linux-gnu")
+            .join("release")
+            .join(name),
+        _ => lab.cache.join("guest").join(name),
+    }
+}
+
+/// For `cargo xtask bench`: one benchmark boot of kernel `k`.
+pub(crate) fn bench_boot(
+    lab: &Lab,
+    k: Kernel,
+    memory: &str,
+    append: &str,
+    timeout: u64,
+    on_line: impl FnMut(&str),
+) -> Result<qemu::BenchRun> {
+    qemu::bench(lab, k, memory, append, timeout, on_line)
 }
 
 /// Runs the lab scenarios on every lab kernel, for `cargo xtask test`.

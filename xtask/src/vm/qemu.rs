@@ -20,12 +20,17 @@ struct Run {
     secs: f64,
 }
 
-/// Boots kernel `k` with `kgrlab_mode=mode`, at most `timeout` seconds;
-/// `on_line` sees each serial line (carriage returns stripped).
+/// Guest memory of the test and demo boots.
+const MEMORY: &str = "1G";
+
+/// Boots kernel `k` with `kgrlab_mode=mode` (and `append`, more kernel
+/// parameters), `memory` of RAM, at most `timeout` seconds; `on_line` sees
+/// each serial line (carriage returns stripped).
 fn boot(
     lab: &Lab,
     k: Kernel,
     mode: &str,
+    (memory, append): (&str, &str),
     timeout: u64,
     mut on_line: impl FnMut(&str),
 ) -> Result<Run> {
@@ -40,7 +45,7 @@ fn boot(
     ));
     let mut child = Command::new("timeout")
         .args(["-k", "5", &timeout.to_string(), "qemu-system-x86_64"])
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1G"])
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", memory])
         .args(["-nographic", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
         .arg(&kernel)
@@ -48,7 +53,8 @@ fn boot(
         .arg(&initrd)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 panic=-1 loglevel=3 kgrlab_mode={mode}"
+            "console=ttyS0 panic=-1 loglevel=3 kgrlab_mode={mode}{}{append}",
+            if append.is_empty() { "" } else { " " }
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -138,7 +144,7 @@ fn result_line(line: &str) -> Option<(u32, u32)> {
 /// Runs the scenarios on kernel `k`: (passed, failed).
 pub fn test(lab: &Lab, k: Kernel, timeout: u64) -> Result<(u32, u32)> {
     let tag = k.key;
-    let run = boot(lab, k, "test", timeout, |l| {
+    let run = boot(lab, k, "test", (MEMORY, ""), timeout, |l| {
         if l.starts_with("PASS ") || l.starts_with("FAIL ") || l.starts_with("lab: ") {
             println!("vm {tag}: {l}");
         }
@@ -165,7 +171,7 @@ pub fn test(lab: &Lab, k: Kernel, timeout: u64) -> Result<(u32, u32)> {
 /// piece is missing.
 pub fn demo(lab: &Lab, k: Kernel) -> Result<()> {
     let mut on = false;
-    let run = boot(lab, k, "demo", 240, |l| {
+    let run = boot(lab, k, "demo", (MEMORY, ""), 240, |l| {
         if let Some(m) = l.strip_prefix("lab: ") {
             progress(m);
         }
@@ -223,4 +229,33 @@ pub fn demo(lab: &Lab, k: Kernel) -> Result<()> {
         rel(lab, &run.log)
     ));
     Ok(())
+}
+
+/// What a benchmark boot printed: every serial line, whether the time ran
+/// out, the serial log, how long the guest ran.
+pub struct BenchRun {
+    pub lines: Vec<String>,
+    pub timed_out: bool,
+    pub log: PathBuf,
+    pub secs: f64,
+}
+
+/// Boots kernel `k` with `kgrlab_mode=bench` and the benchmark's own
+/// `memory`, kernel parameters `append` and `timeout`; `on_line` sees each
+/// serial line.
+pub fn bench(
+    lab: &Lab,
+    k: Kernel,
+    memory: &str,
+    append: &str,
+    timeout: u64,
+    on_line: impl FnMut(&str),
+) -> Result<BenchRun> {
+    let run = boot(lab, k, "bench", (memory, append), timeout, on_line)?;
+    Ok(BenchRun {
+        lines: run.lines,
+        timed_out: run.timed_out,
+        log: run.log,
+        secs: run.secs,
+    })
 }

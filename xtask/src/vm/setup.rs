@@ -100,8 +100,9 @@ pub fn setup(lab: &Lab, kernels: &[Kernel]) -> Result<Option<String>> {
     for &k in kernels {
         files.push((k, ensure_kernel(lab, &apt, k)?));
     }
-    let guest_bins = build_guest_programs(lab)?;
+    let mut guest_bins = build_guest_programs(lab)?;
     let kgr = build_static_kgr(lab)?;
+    guest_bins.push(build_static_bench_scan(lab)?);
     for (k, kf) in &files {
         let modules = build_modules(lab, *k, kf)?;
         write_initramfs(lab, *k, &guest_bins, &kgr, &modules)?;
@@ -630,13 +631,22 @@ fn build_modules(lab: &Lab, k: Kernel, kf: &KernelFiles) -> Result<Vec<PathBuf>>
     Ok(kos)
 }
 
-/// The static guest programs: lab_pause, lab_threads, jsonck.
-fn build_guest_programs(lab: &Lab) -> Result<Vec<PathBuf>> {
-    let src = lab.tests().join("guest");
+/// The static guest programs: lab_pause, lab_threads, jsonck; and the
+/// benchmark's bench_threads, bench_time (`tests/bench/`, also run on the
+/// host by `cargo xtask bench`).
+pub(crate) fn build_guest_programs(lab: &Lab) -> Result<Vec<PathBuf>> {
     let out = lab.cache.join("guest");
     fs::create_dir_all(&out)?;
     let mut bins = Vec::new();
-    for name in ["lab_pause", "lab_threads", "jsonck"] {
+    let guest = lab.tests().join("guest");
+    let bench = lab.root.join("tests").join("bench");
+    for (src, name) in [
+        (&guest, "lab_pause"),
+        (&guest, "lab_threads"),
+        (&guest, "jsonck"),
+        (&bench, "bench_threads"),
+        (&bench, "bench_time"),
+    ] {
         let c = src.join(format!("{name}.c"));
         let bin = out.join(name);
         if stale(&bin, std::slice::from_ref(&c)) {
@@ -686,6 +696,40 @@ fn build_static_kgr(lab: &Lab) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The benchmark's plain Rust procfs scan (`bench-scan`), static like kgr
+/// and in kgr's target dir (it shares no dependencies with kgr).
+pub(crate) fn build_static_bench_scan(lab: &Lab) -> Result<PathBuf> {
+    let target_dir = lab.cache.join("kgr-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "bench-scan",
+            "--target",
+            KGR_TARGET,
+        ])
+        .current_dir(&lab.root)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("building the static bench-scan failed ({status})");
+    }
+    let bin = target_dir
+        .join(KGR_TARGET)
+        .join("release")
+        .join("bench-scan");
+    if !bin.exists() {
+        bail!("cargo left no {}", bin.display());
+    }
+    Ok(bin)
+}
+
 /// The guest's initramfs for kernel `k` (uncompressed newc cpio).
 fn write_initramfs(
     lab: &Lab,
@@ -711,6 +755,7 @@ fn write_initramfs(
         "lab",
         "lab/bin",
         "lab/modules",
+        "lab/bench",
     ] {
         c.dir(d);
     }
@@ -722,6 +767,10 @@ fn write_initramfs(
     c.file("init", 0o755, &read(&guest.join("init"))?);
     for s in ["lib.sh", "test.sh", "demo.sh"] {
         c.file(&format!("lab/{s}"), 0o644, &read(&guest.join(s))?);
+    }
+    let bench = lab.root.join("tests").join("bench");
+    for s in ["bench.sh", "klp_scan.sh"] {
+        c.file(&format!("lab/bench/{s}"), 0o755, &read(&bench.join(s))?);
     }
     for b in guest_bins.iter().chain(std::iter::once(&kgr.to_path_buf())) {
         let name = b.file_name().and_then(|n| n.to_str()).unwrap_or("x");

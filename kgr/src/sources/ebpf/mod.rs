@@ -23,13 +23,43 @@ mod object;
 #[cfg(feature = "ebpf")]
 mod snapshot;
 #[cfg(feature = "ebpf")]
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "consumed by `blocking --why`, next phase")
-)]
 mod syscalls;
 #[cfg(all(test, feature = "ebpf"))]
 mod tests;
+#[cfg(feature = "ebpf")]
+mod verdicts;
+
+#[cfg(feature = "ebpf")]
+pub use verdicts::StackCheckTracer;
+
+/// Without eBPF there is no tracer: `attach` always says why.
+#[cfg(not(feature = "ebpf"))]
+pub enum StackCheckTracer {}
+
+#[cfg(not(feature = "ebpf"))]
+impl StackCheckTracer {
+    pub fn attach() -> Result<StackCheckTracer, Unavailable> {
+        Err(Unavailable::NotBuiltIn)
+    }
+    pub fn verdict(&self, _tid: i32) -> Option<KernelVerdict> {
+        match *self {}
+    }
+    pub fn in_kernel_s(&self, _tid: i32) -> Option<f64> {
+        match *self {}
+    }
+    pub fn attached_for_s(&self) -> f64 {
+        match *self {}
+    }
+}
+
+/// The kernel's verdict on one task at its last stack check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelVerdict {
+    /// `None`: it switched (0) at that check.
+    pub reason: Option<crate::model::Reason>,
+    /// The function it sleeps on (with `SleepingOnPatchedFunction`).
+    pub function: Option<String>,
+}
 
 #[cfg(feature = "ebpf")]
 #[cfg_attr(
@@ -42,7 +72,7 @@ pub use snapshot::TaskIterator;
 #[cfg(feature = "ebpf")]
 #[cfg_attr(
     not(test),
-    expect(unused_imports, reason = "consumed by `blocking --why`, next phase")
+    expect(unused_imports, reason = "the privileged tests use it alone")
 )]
 pub use syscalls::SyscallTracker;
 
@@ -75,6 +105,10 @@ pub fn task_snapshot() -> Result<TaskSnapshot, Unavailable> {
 
 /// Why an eBPF path was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "ebpf"),
+    expect(dead_code, reason = "without eBPF only the cheap prechecks answer")
+)]
 pub enum Unavailable {
     /// kgr was built without the `ebpf` feature, or with `AYA_BUILD_SKIP`.
     NotBuiltIn,
@@ -96,6 +130,9 @@ pub enum Unavailable {
     Refused { what: String, errno: &'static str },
     /// Anything else on the way: BTF unreadable, verifier, attach, read.
     Failed { what: String, error: String },
+    /// What eBPF would see is not what procfs shows (pid namespaces, a
+    /// snapshot that disagrees with the kernel's thread count).
+    Untrusted(String),
 }
 
 impl fmt::Display for Unavailable {
@@ -115,6 +152,7 @@ impl fmt::Display for Unavailable {
             Unavailable::MissingHook(name) => write!(f, "the kernel has no {name}"),
             Unavailable::Refused { what, errno } => write!(f, "{what} refused ({errno})"),
             Unavailable::Failed { what, error } => write!(f, "{what} failed: {error}"),
+            Unavailable::Untrusted(why) => write!(f, "its view of tasks cannot be trusted: {why}"),
         }
     }
 }
@@ -132,6 +170,88 @@ pub fn precheck(live: bool, disabled: bool) -> Result<(), Unavailable> {
     }
     if !rustix::process::geteuid().is_root() {
         return Err(Unavailable::NotRoot);
+    }
+    Ok(())
+}
+
+/// `PROC_PID_INIT_INO` (include/linux/proc_ns.h): the inode of the initial
+/// pid namespace, the same on every boot.
+const INIT_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+
+/// What kgr can tell of its pid namespace: eBPF sees global pids, procfs
+/// those of the namespace it was mounted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidNamespace {
+    /// Fields of `NSpid:` in /proc/self/status (one per namespace level).
+    pub levels: Option<usize>,
+    /// The inode of /proc/self/ns/pid.
+    pub own: Option<u64>,
+    /// The inode of /proc/1/ns/pid; `None` when it cannot be read.
+    pub init: Option<u64>,
+}
+
+impl PidNamespace {
+    /// Reads the running system's facts (a few small reads).
+    pub fn read() -> PidNamespace {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |path: &str| std::fs::metadata(path).ok().map(|m| m.ino());
+        let levels = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .map(|f| f.split_whitespace().count())
+            });
+        PidNamespace {
+            levels,
+            own: inode("/proc/self/ns/pid"),
+            init: inode("/proc/1/ns/pid"),
+        }
+    }
+}
+
+/// Whether task ids seen by eBPF are the ids /proc shows: only when kgr runs
+/// in the initial pid namespace and pid 1 is visibly in it too.
+pub fn pid_view_trusted(ns: &PidNamespace) -> Result<(), Unavailable> {
+    if let Some(levels) = ns.levels.filter(|&l| l > 1) {
+        return Err(Unavailable::Untrusted(format!(
+            "kgr runs in a nested pid namespace (NSpid has {levels} levels)"
+        )));
+    }
+    match ns.own {
+        Some(own) if own != INIT_PID_NS_INODE => {
+            return Err(Unavailable::Untrusted(
+                "kgr does not run in the initial pid namespace".into(),
+            ))
+        }
+        None => {
+            return Err(Unavailable::Untrusted(
+                "/proc/self/ns/pid cannot be read".into(),
+            ))
+        }
+        Some(_) => {}
+    }
+    match ns.init {
+        None => Err(Unavailable::Untrusted(
+            "/proc/1/ns/pid cannot be read: pid 1 may live in another namespace".into(),
+        )),
+        Some(init) if Some(init) != ns.own => Err(Unavailable::Untrusted(
+            "pid 1 is in another pid namespace than kgr".into(),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether a snapshot of `seen` tasks agrees with the kernel's own thread
+/// count `counted` (read just before): threads come and go, so a small
+/// difference is fine, a clear one means the snapshot misses tasks.
+pub fn snapshot_count_trusted(seen: usize, counted: usize) -> Result<(), Unavailable> {
+    let tolerance = (counted / 50).max(32);
+    if seen.abs_diff(counted) > tolerance {
+        return Err(Unavailable::Untrusted(format!(
+            "the snapshot saw {seen} threads, the kernel counts {counted}"
+        )));
     }
     Ok(())
 }
@@ -166,5 +286,47 @@ fn unavailable(what: &str, err: &(dyn std::error::Error + 'static)) -> Unavailab
     Unavailable::Failed {
         what: what.into(),
         error: text.lines().next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    const INIT: u64 = INIT_PID_NS_INODE;
+
+    fn ns(levels: Option<usize>, own: Option<u64>, init: Option<u64>) -> PidNamespace {
+        PidNamespace { levels, own, init }
+    }
+
+    #[test]
+    fn the_initial_namespace_is_trusted() {
+        assert_eq!(
+            pid_view_trusted(&ns(Some(1), Some(INIT), Some(INIT))),
+            Ok(())
+        );
+        // Kernels before 4.1 have no NSpid line.
+        assert_eq!(pid_view_trusted(&ns(None, Some(INIT), Some(INIT))), Ok(()));
+    }
+
+    #[test]
+    fn nested_or_unclear_namespaces_are_not() {
+        let untrusted = |n| matches!(pid_view_trusted(&n), Err(Unavailable::Untrusted(_)));
+        assert!(untrusted(ns(Some(2), Some(INIT), Some(INIT))));
+        assert!(untrusted(ns(Some(1), Some(4026532500), Some(4026532500))));
+        assert!(untrusted(ns(Some(1), None, Some(INIT))));
+        // This sandbox host: pid 1's namespace link is not readable, and
+        // the iterator does not see pid 1's threads.
+        assert!(untrusted(ns(Some(1), Some(INIT), None)));
+        assert!(untrusted(ns(Some(1), Some(INIT), Some(4026532500))));
+    }
+
+    #[test]
+    fn the_snapshot_must_agree_with_the_thread_count() {
+        assert_eq!(snapshot_count_trusted(3000, 3000), Ok(()));
+        assert_eq!(snapshot_count_trusted(3020, 3000), Ok(()));
+        assert_eq!(snapshot_count_trusted(10_150, 10_000), Ok(()));
+        assert!(snapshot_count_trusted(2900, 3000).is_err());
+        assert!(snapshot_count_trusted(9_700, 10_000).is_err());
     }
 }

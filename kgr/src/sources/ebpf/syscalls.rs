@@ -28,42 +28,27 @@ pub struct InKernel {
     pub elapsed: Duration,
 }
 
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "`blocking --why` attaches the hooks with its verdicts"
+    )
+)]
 impl SyscallTracker {
     /// Loads and attaches the three raw tracepoints. Threads are seen from
     /// their next syscall on.
     pub fn attach() -> Result<SyscallTracker, Unavailable> {
         let kernel = Kernel::read()?;
         let mut ebpf = kernel.load()?;
-        for hook in HOOKS {
-            let what = format!("raw tracepoint {hook}");
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(hook)
-                .ok_or_else(|| Unavailable::Failed {
-                    what: what.clone(),
-                    error: "not in the object".into(),
-                })?
-                .try_into()
-                .map_err(|e| unavailable(&what, &e))?;
-            program.load().map_err(|e| unavailable(&what, &e))?;
-            program.attach(hook).map_err(|e| unavailable(&what, &e))?;
-        }
+        attach_hooks(&mut ebpf)?;
         Ok(SyscallTracker { ebpf })
     }
 
     /// The syscall thread `tid` is in and for how long, `None` when it is in
     /// user space or was not seen entering since the tracker was attached.
     pub fn in_kernel_since(&self, tid: i32) -> Option<InKernel> {
-        let map: HashMap<&MapData, u32, SyscallEntry> =
-            HashMap::try_from(self.ebpf.map("IN_KERNEL")?).ok()?;
-        let entry = map.get(&u32::try_from(tid).ok()?, 0).ok()?;
-        if entry.nr == SYSCALL_NONE {
-            return None;
-        }
-        let now = monotonic_ns();
-        Some(InKernel {
-            syscall: entry.nr,
-            elapsed: Duration::from_nanos(now.saturating_sub(entry.entered_ns)),
-        })
+        in_kernel_since(&self.ebpf, tid)
     }
 
     /// Threads not tracked because the map was full.
@@ -81,8 +66,41 @@ impl SyscallTracker {
     }
 }
 
+/// Attaches the tracker's raw tracepoints in an object loaded elsewhere.
+pub(super) fn attach_hooks(ebpf: &mut Ebpf) -> Result<(), Unavailable> {
+    for hook in HOOKS {
+        let what = format!("raw tracepoint {hook}");
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(hook)
+            .ok_or_else(|| Unavailable::Failed {
+                what: what.clone(),
+                error: "not in the object".into(),
+            })?
+            .try_into()
+            .map_err(|e| unavailable(&what, &e))?;
+        program.load().map_err(|e| unavailable(&what, &e))?;
+        program.attach(hook).map_err(|e| unavailable(&what, &e))?;
+    }
+    Ok(())
+}
+
+/// The `IN_KERNEL` entry of `tid` in `ebpf`'s map, as an `InKernel`.
+pub(super) fn in_kernel_since(ebpf: &Ebpf, tid: i32) -> Option<InKernel> {
+    let map: HashMap<&MapData, u32, SyscallEntry> =
+        HashMap::try_from(ebpf.map("IN_KERNEL")?).ok()?;
+    let entry = map.get(&u32::try_from(tid).ok()?, 0).ok()?;
+    if entry.nr == SYSCALL_NONE {
+        return None;
+    }
+    let now = monotonic_ns();
+    Some(InKernel {
+        syscall: entry.nr,
+        elapsed: Duration::from_nanos(now.saturating_sub(entry.entered_ns)),
+    })
+}
+
 /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (now.tv_sec as u64) * 1_000_000_000 + now.tv_nsec as u64
 }

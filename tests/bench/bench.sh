@@ -1,0 +1,135 @@
+# The kgr benchmark in the lab guest (issue 5), run by /init with
+# kgrlab_mode=bench. A real patching transition held up by the blocker
+# kthread (and a reader in D state); N sleeping threads spread over
+# processes; then, side by side in rounds, the wall time of:
+#   a  the klp-style shell scan (/lab/bench/klp_scan.sh, cat per thread)
+#   b  the plain single-threaded Rust procfs scan (bench-scan)
+#   c  kgr blocking, as shipped (whatever path it picks)
+#   cp kgr --no-ebpf blocking (when kgr has --no-ebpf)
+#   s  kgr status
+#   w  kgr blocking --why (when kgr has it)
+# and kgr -v blocking for kgr's own account of the path it took (the eBPF
+# task snapshot's load and read times). Prints "BENCH ..." lines that
+# `cargo xtask bench` parses; never judges the times.
+#
+# Parameters (kernel command line): kgrlab_counts=1000,10000,50000
+# kgrlab_repeat=5 kgrlab_abudget=60 (seconds of shell scan per count; at
+# least one run unless a run is predicted to take over kgrlab_acap=300 s).
+. /lab/lib.sh
+
+COUNTS=$(echo "${kgrlab_counts:-1000,10000,50000}" | tr ',' ' ')
+REPEAT=${kgrlab_repeat:-5}
+ABUDGET=$((${kgrlab_abudget:-60} * 1000000000))
+ACAP=$((${kgrlab_acap:-300} * 1000000000))
+T=/tmp/bench
+mkdir -p $T
+
+bench() { echo "BENCH $*"; }
+
+# Raise the limits that 50k threads hit: pid numbers, threads, mappings.
+echo 4194304 >/proc/sys/kernel/pid_max
+echo 1000000 >/proc/sys/kernel/threads-max
+echo 1048576 >/proc/sys/vm/max_map_count
+
+threads_now() { awk '{ split($4, a, "/"); print a[2] }' /proc/loadavg; }
+
+bench "info kernel=$(uname -r) nproc=$(nproc) memkb=$(awk '/MemTotal/ { print $2 }' /proc/meminfo) repeat=$REPEAT"
+
+HAVE_NOEBPF=no
+kgr --help 2>&1 | grep -q -- --no-ebpf && HAVE_NOEBPF=yes
+HAVE_WHY=no
+kgr blocking --help 2>&1 | grep -q -- --why && HAVE_WHY=yes
+bench "features no_ebpf=$HAVE_NOEBPF why=$HAVE_WHY"
+
+# ------------------------------------------------ the blocked transition
+insmod "$MODDIR/klp_blocker.ko" || { bench "error insmod klp_blocker failed"; exit 1; }
+wait_for 5 sh -c '[ -n "$(. /lab/lib.sh; find_kthread klp_busy)" ]'
+cat "$BLK/wait" >/dev/null &
+sleep 1
+insmod "$MODDIR/livepatch_test.ko" || { bench "error insmod livepatch_test failed"; exit 1; }
+wait_for 10 sh -c '[ "$(cat /sys/kernel/livepatch/livepatch_test/transition)" = 1 ]'
+sleep 3
+if [ "$(rd $LP/$PATCH/transition)" != 1 ]; then
+	bench "error no transition running after loading livepatch_test"
+	exit 1
+fi
+bench "transition patch=$PATCH target=$(rd $LP/$PATCH/enabled) blocking=$(gt_blocking | tr '\n' ',')"
+
+# one TOOL N: one timed run; prints "BENCH run ...", leaves stdout in $T/TOOL.out
+one() {
+	local tool=$1 at=$2 res
+	shift 2
+	res=$(bench_time "$T/$tool.out" "$@")
+	set -- $res
+	LAST_NS=$1
+	bench "run n=$at tool=$tool ns=$1 rsskb=$2 rc=$3 lines=$(wc -l <"$T/$tool.out")"
+	if [ "$3" != 0 ]; then
+		bench "stderr n=$at tool=$tool $(head -c 200 "$T/$tool.out.err" | tr '\n' ' ')"
+	fi
+}
+
+SPAWNED=0
+A_LAST_NS=
+A_LAST_N=
+for n in $COUNTS; do
+	delta=$((n - SPAWNED))
+	if [ $delta -gt 0 ]; then
+		t0=$(date +%s)
+		bench_threads $delta >$T/threads.$n 2>&1 &
+		i=0
+		until grep -q ready $T/threads.$n; do
+			if [ $i -ge 1200 ] || grep -q bench_threads $T/threads.$n; then
+				bench "error spawning $delta threads: $(head -c 300 $T/threads.$n)"
+				break 2
+			fi
+			sleep 0.5
+			i=$((i + 1))
+		done
+		SPAWNED=$n
+		bench "spawned n=$n threads=$(threads_now) secs=$(($(date +%s) - t0))"
+	fi
+	sleep 2
+	bench "point n=$n threads=$(threads_now)"
+	# Warm-up (dentries of /proc), not recorded.
+	bench-scan >/dev/null 2>&1
+	kgr blocking >/dev/null 2>&1
+	# Will one shell scan fit the cap? Predicted from the last count, linearly.
+	a_ok=yes
+	if [ -n "$A_LAST_NS" ]; then
+		pred=$((A_LAST_NS / A_LAST_N * n))
+		if [ $pred -gt $ACAP ]; then
+			a_ok=no
+			bench "skip n=$n tool=a predicted_ns=$pred cap_ns=$ACAP"
+		fi
+	fi
+	a_spent=0
+	r=1
+	while [ $r -le $REPEAT ]; do
+		one b $n bench-scan
+		one c $n kgr blocking
+		[ $HAVE_NOEBPF = yes ] && one cp $n kgr --no-ebpf blocking
+		one s $n kgr status
+		[ $HAVE_WHY = yes ] && one w $n kgr blocking --why
+		one cv $n kgr -v blocking
+		while read -r line; do
+			bench "note n=$n tool=cv $line"
+		done <$T/cv.out.err
+		if [ $a_ok = yes ] && { [ $r = 1 ] || [ $a_spent -lt $ABUDGET ]; }; then
+			one a $n sh /lab/bench/klp_scan.sh
+			a_spent=$((a_spent + LAST_NS))
+			A_LAST_NS=$LAST_NS
+			A_LAST_N=$n
+			sort -n $T/a.out >$T/a.sorted
+		fi
+		# The answers must agree (same blocking threads).
+		ok=yes
+		cmp -s $T/b.out $T/c.out || ok="no: b and c differ"
+		if [ -f $T/a.sorted ] && [ $r = 1 ]; then
+			cmp -s $T/a.sorted $T/b.out || ok="no: a and b differ"
+		fi
+		bench "check n=$n round=$r agree=$ok blocking=$(tr '\n' ',' <$T/c.out)"
+		r=$((r + 1))
+	done
+	rm -f $T/a.sorted
+done
+bench "done threads=$(threads_now)"
