@@ -50,6 +50,7 @@ expect lab.blockers_asleep "I D S T S T D" "$(state_of "$KT") $(state_of "$RD") 
 
 T0=$(date +%s)
 insmod "$MODDIR/livepatch_test.ko" || fail lab.insmod_patch "insmod failed"
+T_START=$(cut -d. -f1 /proc/uptime)
 sleep 2
 expect lab.blocked.transition "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
 G=$(gt_blocking)
@@ -120,41 +121,12 @@ expect blocked.blocking_json_one_kthread "1" "$(jget '.threads[].kthread' | grep
 kgr_run patches --json
 expect blocked.patches_json "0 $PATCH true true" "$RC $(jget '.patches[].name' '.patches[].enabled' '.patches[].transition' | tr '\n' ' ' | sed 's/ $//')"
 
-# ------------------------------------------------ blocking --why (issue 4)
-# The kernel's own stack-check verdicts (fexit on klp_check_and_switch_task)
-# name the function each blocker sleeps on; the syscall and pokeability come
-# from procfs.
-W0=$(now_ms)
-kgr_gt blocking --why --json
-W1=$(now_ms)
-say "blocking --why --json (eBPF): $((W1 - W0)) ms"
-expect why.json_tids "$GT" "$(jget '.threads[].tid' | sort -n)"
-expect why.kthread "klp_busy_sleeper sleeping_on_patched_function ebpf false" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source) $(why_of "$KT" pokeable)"
-expect why.d_reader "klp_busy_user_wait sleeping_on_patched_function ebpf false read" "$(why_of "$RD" function) $(why_of "$RD" reason) $(why_of "$RD" source) $(why_of "$RD" pokeable) $(why_of "$RD" syscall)"
-expect why.pause_sleeper "pause true sleeping_on_patched_function ebpf" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" reason) $(why_of "$PA" source)"
-say "why of the pause() sleeper $PA: function $(why_of "$PA" function), in kernel $(why_of "$PA" in_kernel_s) s"
-expect why.stack_included "0" "$(jget '.threads[].stack' | grep -vc '^\[')"
-W0=$(now_ms)
-kgr_gt --no-ebpf blocking --why --json
-W1=$(now_ms)
-say "blocking --why --json (procfs): $((W1 - W0)) ms"
-expect why.procfs_kthread "klp_busy_sleeper sleeping_on_patched_function procfs" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source)"
-expect why.procfs_d_reader "klp_busy_user_wait procfs" "$(why_of "$RD" function) $(why_of "$RD" source)"
-expect why.procfs_pause_sleeper "pause true procfs" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" source)"
-kgr_run -v blocking --why
-say "blocking -v --why notes: $(show "$ERR")"
-if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | head -n 1 | grep -q '^ *TID  COMM'; then pass why.human_header; else fail why.human_header "expected a TID COMM ... header; got $(got)"; fi
-if printf '%s\n' "$ERR" | grep -q "the kernel's verdicts for"; then pass why.v_note; else fail why.v_note "expected a -v note on the kernel's verdicts; got $(got)"; fi
-for args in "blocking" "-v blocking" "-vv blocking"; do
-	# shellcheck disable=SC2086
-	kgr_gt $args
-	A=$OUT
-	# shellcheck disable=SC2086
-	kgr_gt --no-ebpf $args
-	expect "why.no_ebpf_same.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
-done
-
 # ---------------------------------------------------------------- poke
+# The kernel's own fake signal (15 s after the start) would move the pause()
+# sleepers by itself: poke must run well before it, or its check means nothing.
+T_POKE=$(( $(cut -d. -f1 /proc/uptime) - T_START ))
+say "poke runs ${T_POKE}s after the transition started (the kernel signals at ~15s)"
+if [ "$T_POKE" -ge 13 ]; then fail lab.poke_in_time "poke ran ${T_POKE}s after the start: too close to the kernel's fake signal"; else pass lab.poke_in_time; fi
 kgr_run poke -v
 POKE=$OUT
 expect blocked.poke_exit 0 "$RC"
@@ -298,5 +270,57 @@ kgr_run patches
 expect_kgr unpatched.patches 0 ""
 if rmmod livepatch_test; then pass lab.unpatched.rmmod; else fail lab.unpatched.rmmod "rmmod livepatch_test failed"; fi
 kill -9 "$A4" 2>/dev/null
+
+# ------------------------------------------------ blocking --why (issue 4)
+# A fresh patching transition held up by the kthread, a D-state reader and
+# a pause() sleeper (its own phase: the checks must run before the kernel's
+# fake signal, ~15 s in, moves the sleeper). The kernel's own stack-check
+# verdicts (fexit on klp_check_and_switch_task) name the function each
+# blocker sleeps on; the syscall and pokeability come from procfs.
+echo 1 >"$BLK/arm"
+cat "$BLK/wait" >/dev/null &
+RD=$!
+lab_pause &
+PA=$!
+wait_for 5 stack_has "$KT" klp_busy_sleeper
+wait_for 5 state_is "$RD" D
+wait_for 5 stack_has "$PA" sys_pause
+insmod "$MODDIR/livepatch_test.ko" || fail lab.why.insmod_patch "insmod failed"
+sleep 1
+expect lab.why.transition "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+W0=$(now_ms)
+kgr_gt blocking --why --json
+W1=$(now_ms)
+say "blocking --why --json (eBPF): $((W1 - W0)) ms"
+expect why.json_tids "$GT" "$(jget '.threads[].tid' | sort -n)"
+expect why.kthread "klp_busy_sleeper sleeping_on_patched_function ebpf false" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source) $(why_of "$KT" pokeable)"
+expect why.d_reader "klp_busy_user_wait sleeping_on_patched_function ebpf false read" "$(why_of "$RD" function) $(why_of "$RD" reason) $(why_of "$RD" source) $(why_of "$RD" pokeable) $(why_of "$RD" syscall)"
+expect why.pause_sleeper "pause true sleeping_on_patched_function ebpf" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" reason) $(why_of "$PA" source)"
+say "why of the pause() sleeper $PA: function $(why_of "$PA" function), in kernel $(why_of "$PA" in_kernel_s) s"
+expect why.stack_included "0" "$(jget '.threads[].stack' | grep -vc '^\[')"
+W0=$(now_ms)
+kgr_gt --no-ebpf blocking --why --json
+W1=$(now_ms)
+say "blocking --why --json (procfs): $((W1 - W0)) ms"
+expect why.procfs_kthread "klp_busy_sleeper sleeping_on_patched_function procfs" "$(why_of "$KT" function) $(why_of "$KT" reason) $(why_of "$KT" source)"
+expect why.procfs_d_reader "klp_busy_user_wait procfs" "$(why_of "$RD" function) $(why_of "$RD" source)"
+expect why.procfs_pause_sleeper "pause true procfs" "$(why_of "$PA" syscall) $(why_of "$PA" pokeable) $(why_of "$PA" source)"
+kgr_run -v blocking --why
+say "blocking -v --why notes: $(show "$ERR")"
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | head -n 1 | grep -q '^ *TID  COMM'; then pass why.human_header; else fail why.human_header "expected a TID COMM ... header; got $(got)"; fi
+if printf '%s\n' "$ERR" | grep -q "the kernel's verdicts for"; then pass why.v_note; else fail why.v_note "expected a -v note on the kernel's verdicts; got $(got)"; fi
+for args in "blocking" "-v blocking" "-vv blocking"; do
+	# shellcheck disable=SC2086
+	kgr_gt $args
+	A=$OUT
+	# shellcheck disable=SC2086
+	kgr_gt --no-ebpf $args
+	expect "why.no_ebpf_same.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
+done
+
+kill -9 "$PA" 2>/dev/null
+echo 1 >"$BLK/release"
+if wait_for 15 no_transition; then pass why.completes; else fail why.completes "expected the transition to end after the release; still blocking: $(show "$(gt_blocking)")"; fi
+wait
 
 finish
