@@ -28,6 +28,9 @@ _kgr() {
             kgr,metrics)
                 cmd="kgr__subcmd__metrics"
                 ;;
+            kgr,monitor)
+                cmd="kgr__subcmd__monitor"
+                ;;
             kgr,patches)
                 cmd="kgr__subcmd__patches"
                 ;;
@@ -47,7 +50,7 @@ _kgr() {
 
     case "${cmd}" in
         kgr)
-            opts="-v -h -V --verbose --json --root --no-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics"
+            opts="-v -h -V --verbose --json --root --no-ebpf --force-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics monitor"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -65,7 +68,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__blocking)
-            opts="-v -h --why --verbose --json --root --no-ebpf --help"
+            opts="-v -h --why --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -83,7 +86,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__blocking_threads)
-            opts="-v -h --why --verbose --json --root --no-ebpf --help"
+            opts="-v -h --why --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,7 +104,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__check)
-            opts="-v -h --verbose --json --root --no-ebpf --help"
+            opts="-v -h --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,7 +122,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__metrics)
-            opts="-v -h --textfile --verbose --json --root --no-ebpf --help"
+            opts="-v -h --textfile --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,8 +143,30 @@ _kgr() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kgr__subcmd__monitor)
+            opts="-v -h --once --timeout --verbose --json --root --no-ebpf --force-ebpf --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kgr__subcmd__patches)
-            opts="-v -h --verbose --json --root --no-ebpf --help"
+            opts="-v -h --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +184,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__poke)
-            opts="-v -h --dry-run --verbose --json --root --no-ebpf --help"
+            opts="-v -h --dry-run --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +202,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__snapshot)
-            opts="-o -v -h --output --verbose --json --root --no-ebpf --help"
+            opts="-o -v -h --output --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,7 +228,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__status)
-            opts="-v -h --verbose --json --root --no-ebpf --help"
+            opts="-v -h --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

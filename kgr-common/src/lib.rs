@@ -87,7 +87,9 @@ pub const IN_KERNEL_MAX_THREADS: u32 = 65_536;
 pub const COUNTER_IN_KERNEL_FULL: u32 = 0;
 pub const COUNTER_FENTRY_HITS: u32 = 1;
 pub const COUNTER_VERDICTS_FULL: u32 = 2;
-pub const COUNTERS_LEN: u32 = 3;
+/// Transition events not delivered: the `TRANSITION_EVENTS` ring buffer was full.
+pub const COUNTER_EVENTS_LOST: u32 = 3;
+pub const COUNTERS_LEN: u32 = 4;
 
 /// Bytes kept of the function name the kernel's stack check returns.
 pub const VERDICT_FUNCTION_LEN: usize = 64;
@@ -119,3 +121,63 @@ unsafe impl aya::Pod for Verdict {}
 /// Bound of the `VERDICTS` map: tasks beyond it are counted in
 /// `COUNTERS[COUNTER_VERDICTS_FULL]`, not recorded.
 pub const VERDICTS_MAX_TASKS: u32 = 16_384;
+
+/// The global holding kgr's own process id: the transition hooks ignore its
+/// threads (reading events must not produce events).
+pub const GLOBAL_IGNORE_TGID: &str = "IGNORE_TGID";
+
+/// `TransitionEvent::kind`: `klp_init_transition(patch, state)`; `arg` is the
+/// target state (1 patched, 0 unpatched), `name` the patch module's name.
+pub const EVENT_INIT: u32 = 1;
+/// `klp_start_transition()`.
+pub const EVENT_START: u32 = 2;
+/// `klp_reverse_transition()`.
+pub const EVENT_REVERSE: u32 = 3;
+/// `klp_force_transition()`.
+pub const EVENT_FORCE: u32 = 4;
+/// `klp_cancel_transition()`.
+pub const EVENT_CANCEL: u32 = 5;
+/// `klp_complete_transition()`.
+pub const EVENT_COMPLETE: u32 = 6;
+/// `klp_try_complete_transition()`: one retry round.
+pub const EVENT_ROUND: u32 = 7;
+/// `klp_update_patch_state(task)`: `tid`/`tgid` are the task's, `arg` its
+/// `patch_state` before the call (kernel exit, idle).
+pub const EVENT_UPDATE: u32 = 8;
+/// `klp_check_and_switch_task(task)` returned 0: the retry round's stack
+/// check switched the task; `tid`/`tgid` are the task's.
+pub const EVENT_CHECKED_SWITCH: u32 = 9;
+
+/// Bytes kept of the patch module's name (`MODULE_NAME_LEN` is 56).
+pub const EVENT_NAME_LEN: usize = 56;
+
+/// One event of a live patch transition, sent through the
+/// `TRANSITION_EVENTS` ring buffer by the fentry programs on the
+/// `klp_*_transition` functions (kernel/livepatch/transition.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TransitionEvent {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub time_ns: u64,
+    /// `EVENT_*`.
+    pub kind: u32,
+    /// The task concerned (`EVENT_UPDATE`), else the current task.
+    pub tid: i32,
+    pub tgid: i32,
+    /// Kind-specific (see `EVENT_*`).
+    pub arg: i32,
+    /// `EVENT_INIT`: the patch module's name, NUL-terminated (empty when it
+    /// could not be read).
+    pub name: [u8; EVENT_NAME_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<TransitionEvent>() == 80);
+const _: () = assert!(core::mem::align_of::<TransitionEvent>() == 8);
+
+/// Size of the `TRANSITION_EVENTS` ring buffer (a power of two, pages).
+pub const TRANSITION_EVENTS_BYTES: u32 = 256 * 1024;
+
+/// Byte offsets, from BTF, of `struct klp_patch.mod` and `struct
+/// module.name`, injected as globals (`OFFSET_ABSENT` when not found).
+pub const GLOBAL_OFFSET_PATCH_MOD: &str = "OFFSET_PATCH_MOD";
+pub const GLOBAL_OFFSET_MODULE_NAME: &str = "OFFSET_MODULE_NAME";

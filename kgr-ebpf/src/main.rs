@@ -10,6 +10,7 @@ mod offsets;
 mod stack_check;
 mod syscalls;
 mod task_iter;
+mod transition;
 
 /// GPL: the task iterator and `bpf_probe_read_kernel` need a GPL-compatible
 /// license.

@@ -7,6 +7,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit status:
   check: 0 ready, 1 transition in progress, 2 could not tell (error)
+  monitor --once: 0 the transition completed; 1 it did not (timed out,
+    cancelled, interrupted) or error, e.g. no live patching
   every other command: 0 success, 1 error
 
 Most answers need root: per-task patch state and kernel stacks are readable
@@ -40,6 +42,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_ebpf: bool,
 
+    /// Use the eBPF task snapshot whatever the thread count (it pays from
+    /// a few thousand threads on); to compare it with the procfs scan.
+    #[arg(long, global = true, conflicts_with = "no_ebpf")]
+    pub force_ebpf: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,6 +77,21 @@ pub enum Command {
     /// Print the live patching state as Prometheus metrics (or write them
     /// for node_exporter's textfile collector with --textfile).
     Metrics(MetricsArgs),
+    /// Follow the running (or next) transition as it happens: a progress line
+    /// on a terminal, one line per event (-v: per thread switch; --json: JSON
+    /// lines), a summary at the end or on Ctrl-C. Uses eBPF on the kernel's
+    /// klp functions, else polls sysfs every 200 ms.
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Exit when the followed transition ends: 0 completed, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: give up after SECS seconds (exit 1).
+    #[arg(long, value_name = "SECS", requires = "once")]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHECK_IN_PROGRESS: u8 = 1;
 const EXIT_CHECK_UNKNOWN: u8 = 2;
+/// `monitor --once`: the transition did not complete (timeout, cancel, Ctrl-C).
+const EXIT_MONITOR_NOT_COMPLETED: u8 = 1;
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         verbose: cli.verbose,
         json: cli.json,
         no_ebpf: cli.no_ebpf,
+        force_ebpf: cli.force_ebpf,
         warnings: Vec::new(),
         notes: Vec::new(),
     };
@@ -146,6 +149,26 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 }
             }
             Ok(EXIT_OK)
+        }
+        Command::Monitor(args) => {
+            use std::io::IsTerminal;
+            let timeout = match args.timeout {
+                Some(secs) if !(secs.is_finite() && secs >= 0.0) => {
+                    anyhow::bail!("--timeout {secs}: expected a number of seconds")
+                }
+                secs => secs.map(std::time::Duration::from_secs_f64),
+            };
+            let options = commands::monitor::MonitorOptions {
+                once: args.once,
+                timeout,
+                tty: io::stdout().is_terminal(),
+            };
+            let outcome = commands::monitor::run(ctx, options, out)?;
+            Ok(match outcome {
+                model::Outcome::Completed => EXIT_OK,
+                _ if args.once => EXIT_MONITOR_NOT_COMPLETED,
+                _ => EXIT_OK,
+            })
         }
         Command::Snapshot(args) => {
             let report = commands::snapshot::run(ctx, &args.output)?;

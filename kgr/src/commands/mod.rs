@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod metrics;
+pub mod monitor;
 pub mod patches;
 pub mod poke;
 pub mod snapshot;
@@ -24,6 +25,8 @@ pub struct Context {
     pub json: bool,
     /// `--no-ebpf`: procfs only.
     pub no_ebpf: bool,
+    /// Take the eBPF snapshot even below the crossover (`--force-ebpf`).
+    pub force_ebpf: bool,
     /// Things kgr could not see, said once on stderr.
     pub warnings: Vec<String>,
     /// With `-v`: what kgr did not use and why (e.g. eBPF), said once on stderr.
@@ -134,7 +137,7 @@ fn snapshot_blockers(
         return Ok(Err(why));
     }
     let threads = procfs::thread_count(&ctx.root).unwrap_or(0);
-    if threads < SNAPSHOT_MIN_THREADS {
+    if threads < SNAPSHOT_MIN_THREADS && !ctx.force_ebpf {
         return Ok(Err(ebpf::Unavailable::FewThreads {
             threads,
             crossover: SNAPSHOT_MIN_THREADS,

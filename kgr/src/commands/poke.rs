@@ -206,6 +206,7 @@ mod tests {
             verbose: 1,
             json: false,
             no_ebpf: false,
+            force_ebpf: false,
             warnings: Vec::new(),
             notes: Vec::new(),
         }

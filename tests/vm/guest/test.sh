@@ -317,10 +317,46 @@ for args in "blocking" "-v blocking" "-vv blocking"; do
 	kgr_gt --no-ebpf $args
 	expect "why.no_ebpf_same.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
 done
-
 kill -9 "$PA" 2>/dev/null
+# Only the kthread and the D reader are left: the kernel's fake signal moves
+# neither, so two runs see the same blockers.
+wait_for 5 not_blocking "$PA"
+# The eBPF task snapshot (iter/task) forced at this small scale: -v says
+# the snapshot was taken, and it answers the same as the procfs scan.
+kgr_run --force-ebpf -v blocking
+if printf '%s\n' "$ERR" | grep -q "eBPF task snapshot: "; then pass snapshot.taken; else fail snapshot.taken "expected the -v note 'eBPF task snapshot: ...'; got $(got)"; fi
+for args in "blocking" "-v blocking" "-vv blocking" "--json blocking"; do
+	# shellcheck disable=SC2086
+	kgr_run --no-ebpf $args
+	A=$OUT
+	# shellcheck disable=SC2086
+	kgr_run --force-ebpf $args
+	expect "snapshot.same_as_procfs.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
+done
+
 echo 1 >"$BLK/release"
 if wait_for 15 no_transition; then pass why.completes; else fail why.completes "expected the transition to end after the release; still blocking: $(show "$(gt_blocking)")"; fi
 wait
+
+# ------------------------------------------------------ monitor (issue 4)
+# `monitor --once --json` follows the unpatching from the kernel's own klp
+# functions (eBPF): the start, the threads switching and the completion.
+# Nothing sleeps in the new functions now: the unpatching ends in ~1 s.
+timeout 30 kgr -v monitor --once --timeout 20 --json >/tmp/mon.json 2>/tmp/mon.err &
+MON=$!
+wait_for 10 file_has /tmp/mon.json '"event":"monitoring"'
+echo 0 >"$LP/$PATCH/enabled"
+wait "$MON"
+MRC=$?
+say "monitor: $(grep -c . /tmp/mon.json) lines, summary $(tail -n 1 /tmp/mon.json); notes: $(show "$(cat /tmp/mon.err)")"
+expect monitor.exit 0 "$MRC"
+expect monitor.source "ebpf" "$(head -n 1 /tmp/mon.json | jsonck .source)"
+expect monitor.start "1" "$(grep '"event":"start"' /tmp/mon.json | grep '"source":"ebpf"' | grep '"patch":"livepatch_test"' | grep '"target":"unpatched"' | grep -c '"already_running":false')"
+expect monitor.complete "1" "$(grep '"event":"complete"' /tmp/mon.json | grep -c '"source":"ebpf"')"
+SW=$(grep '"event":"switch"' /tmp/mon.json | grep '"source":"ebpf"' | sed 's/.*"tid":\([0-9]*\).*/\1/' | sort -un | wc -l)
+if [ "$SW" -gt 0 ]; then pass monitor.switches; else fail monitor.switches "expected switch events; got $(show "$(head -c 600 /tmp/mon.json)")"; fi
+expect monitor.summary "completed ebpf $SW 0" "$(tail -n 1 /tmp/mon.json | jsonck .outcome .source .threads_switched .reversals | tr '\n' ' ' | sed 's/ $//')"
+wait_for 5 no_transition
+if rmmod livepatch_test; then pass lab.monitor.rmmod; else fail lab.monitor.rmmod "rmmod livepatch_test failed"; fi
 
 finish

@@ -27,10 +27,41 @@ mod syscalls;
 #[cfg(all(test, feature = "ebpf"))]
 mod tests;
 #[cfg(feature = "ebpf")]
+mod transitions;
+#[cfg(feature = "ebpf")]
 mod verdicts;
 
 #[cfg(feature = "ebpf")]
+pub use transitions::{TimedEvent, TransitionTracer};
+#[cfg(feature = "ebpf")]
 pub use verdicts::StackCheckTracer;
+
+/// Without eBPF there is no transition tracer.
+#[cfg(not(feature = "ebpf"))]
+pub enum TransitionTracer {}
+
+/// CLOCK_MONOTONIC ns and the event.
+#[cfg(not(feature = "ebpf"))]
+pub type TimedEvent = (u64, crate::model::KernelEvent);
+
+#[cfg(not(feature = "ebpf"))]
+impl TransitionTracer {
+    pub fn attach() -> Result<TransitionTracer, Unavailable> {
+        Err(Unavailable::NotBuiltIn)
+    }
+    pub fn hooks(&self) -> (&[&'static str], &[Unavailable]) {
+        match *self {}
+    }
+    pub fn drain(&mut self, _into: &mut Vec<TimedEvent>) {
+        match *self {}
+    }
+    pub fn wait(&self, _timeout: Duration) {
+        match *self {}
+    }
+    pub fn lost(&self) -> u64 {
+        match *self {}
+    }
+}
 
 /// Without eBPF there is no tracer: `attach` always says why.
 #[cfg(not(feature = "ebpf"))]

@@ -59,6 +59,11 @@ impl Kernel {
     /// Loads the object (maps created, no program loaded yet) with the
     /// offsets injected.
     pub fn load(&self) -> Result<Ebpf, Unavailable> {
+        self.load_with(&[])
+    }
+
+    /// As `load`, with more globals set (`kgr_common::GLOBAL_*`).
+    pub fn load_with(&self, extra: &[(&str, u32)]) -> Result<Ebpf, Unavailable> {
         let o = &self.offsets;
         let globals = [
             (GLOBAL_OFFSET_PID, o.pid),
@@ -72,6 +77,7 @@ impl Kernel {
         let values: Vec<(&str, u32)> = globals
             .iter()
             .map(|&(name, off)| (name, off.unwrap_or(OFFSET_ABSENT)))
+            .chain(extra.iter().copied())
             .collect();
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&self.aya));

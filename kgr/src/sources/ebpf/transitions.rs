@@ -1,0 +1,240 @@
+//! The transition tracer: fentry/fexit on the kernel's klp functions
+//! (kernel/livepatch/transition.c), each attached only where this kernel has
+//! and allows it, read from the `TRANSITION_EVENTS` ring buffer.
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{FEntry, FExit};
+use aya::Ebpf;
+use kgr_common::{
+    TransitionEvent, COUNTER_EVENTS_LOST, EVENT_CANCEL, EVENT_CHECKED_SWITCH, EVENT_COMPLETE,
+    EVENT_FORCE, EVENT_INIT, EVENT_REVERSE, EVENT_ROUND, EVENT_START, EVENT_UPDATE,
+    GLOBAL_IGNORE_TGID, GLOBAL_OFFSET_MODULE_NAME, GLOBAL_OFFSET_PATCH_MOD, OFFSET_ABSENT,
+};
+
+use crate::model::{KernelEvent, SwitchVia, Target};
+
+use super::object::Kernel;
+use super::{unavailable, Unavailable};
+
+/// (program in the object, kernel function, fexit?)
+const HOOKS: [(&str, &str, bool); 9] = [
+    ("monitor_init_transition", "klp_init_transition", false),
+    ("monitor_start_transition", "klp_start_transition", false),
+    (
+        "monitor_reverse_transition",
+        "klp_reverse_transition",
+        false,
+    ),
+    ("monitor_force_transition", "klp_force_transition", false),
+    ("monitor_cancel_transition", "klp_cancel_transition", false),
+    (
+        "monitor_complete_transition",
+        "klp_complete_transition",
+        false,
+    ),
+    (
+        "monitor_try_complete_transition",
+        "klp_try_complete_transition",
+        false,
+    ),
+    (
+        "monitor_update_patch_state",
+        "klp_update_patch_state",
+        false,
+    ),
+    (
+        "monitor_check_and_switch_task",
+        "klp_check_and_switch_task",
+        true,
+    ),
+];
+
+/// Without these the end of a transition is never seen: fall back to sysfs.
+const REQUIRED: [&str; 2] = ["klp_start_transition", "klp_complete_transition"];
+
+/// Attached while it lives; detached on drop.
+pub struct TransitionTracer {
+    ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    attached: Vec<&'static str>,
+    skipped: Vec<Unavailable>,
+}
+
+/// One event read from the ring buffer: CLOCK_MONOTONIC ns and what it says.
+pub type TimedEvent = (u64, KernelEvent);
+
+impl TransitionTracer {
+    /// Loads the object and attaches every hook this kernel has and allows.
+    pub fn attach() -> Result<TransitionTracer, Unavailable> {
+        let kernel = Kernel::read()?;
+        if kernel.offsets.patch_state.is_none() {
+            return Err(Unavailable::NoLivePatching);
+        }
+        // The patch module's name, when BTF tells where it is.
+        let module_offsets = kernel
+            .ours
+            .member_offsets("klp_patch", ["mod"])
+            .ok()
+            .flatten()
+            .and_then(|[m]| m)
+            .zip(
+                kernel
+                    .ours
+                    .member_offsets("module", ["name"])
+                    .ok()
+                    .flatten()
+                    .and_then(|[n]| n),
+            );
+        let (patch_mod, module_name) = module_offsets.unwrap_or((OFFSET_ABSENT, OFFSET_ABSENT));
+        let mut ebpf = kernel.load_with(&[
+            (GLOBAL_IGNORE_TGID, std::process::id()),
+            (GLOBAL_OFFSET_PATCH_MOD, patch_mod),
+            (GLOBAL_OFFSET_MODULE_NAME, module_name),
+        ])?;
+        let mut attached = Vec::new();
+        let mut skipped = Vec::new();
+        for (program, function, fexit) in HOOKS {
+            if !kernel.ours.has_function(function) {
+                skipped.push(Unavailable::MissingHook(function.into()));
+                continue;
+            }
+            match attach_one(&mut ebpf, &kernel, program, function, fexit) {
+                Ok(()) => attached.push(function),
+                Err(why) => skipped.push(why),
+            }
+        }
+        if let Some(missing) = REQUIRED.iter().find(|f| !attached.contains(f)) {
+            // The reason of the first required hook that failed says it best.
+            return Err(skipped
+                .into_iter()
+                .find(|why| why.to_string().contains(missing))
+                .unwrap_or_else(|| Unavailable::MissingHook((*missing).into())));
+        }
+        let map = ebpf
+            .take_map("TRANSITION_EVENTS")
+            .ok_or_else(|| Unavailable::Failed {
+                what: "the transition events".into(),
+                error: "no ring buffer in the object".into(),
+            })?;
+        let events = RingBuf::try_from(map).map_err(|e| unavailable("the ring buffer", &e))?;
+        Ok(TransitionTracer {
+            ebpf,
+            events,
+            attached,
+            skipped,
+        })
+    }
+
+    /// The kernel functions hooked, and the hooks skipped with why.
+    pub fn hooks(&self) -> (&[&'static str], &[Unavailable]) {
+        (&self.attached, &self.skipped)
+    }
+
+    /// Moves every pending event into `into`.
+    pub fn drain(&mut self, into: &mut Vec<TimedEvent>) {
+        while let Some(item) = self.events.next() {
+            if item.len() < size_of::<TransitionEvent>() {
+                continue;
+            }
+            // SAFETY: the kernel side writes whole `TransitionEvent`s (plain
+            // integers, any bit pattern valid); read unaligned from the slice.
+            let raw: TransitionEvent =
+                unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<TransitionEvent>()) };
+            if let Some(event) = convert(&raw) {
+                into.push((raw.time_ns, event));
+            }
+        }
+    }
+
+    /// Sleeps until an event is pending or `timeout` passes (poll(2) on the
+    /// ring buffer: no latency, no busy loop).
+    pub fn wait(&self, timeout: std::time::Duration) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&self.events, PollFlags::IN)];
+        let timeout = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // EINTR (Ctrl-C) or an error: the caller's loop looks again.
+        let _ = poll(&mut fds, Some(&timeout));
+    }
+
+    /// Events the kernel could not deliver (ring buffer full).
+    pub fn lost(&self) -> u64 {
+        let Some(map) = self.ebpf.map("COUNTERS") else {
+            return 0;
+        };
+        let Ok(counters) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return 0;
+        };
+        counters
+            .get(&COUNTER_EVENTS_LOST, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    kernel: &Kernel,
+    program: &str,
+    function: &str,
+    fexit: bool,
+) -> Result<(), Unavailable> {
+    let what = format!("{} {function}", if fexit { "fexit" } else { "fentry" });
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| Unavailable::Failed {
+            what: what.clone(),
+            error: "not in the object".into(),
+        })?;
+    if fexit {
+        let prog: &mut FExit = prog.try_into().map_err(|e| unavailable(&what, &e))?;
+        prog.load(function, &kernel.aya)
+            .map_err(|e| unavailable(&what, &e))?;
+        prog.attach().map_err(|e| unavailable(&what, &e))?;
+    } else {
+        let prog: &mut FEntry = prog.try_into().map_err(|e| unavailable(&what, &e))?;
+        prog.load(function, &kernel.aya)
+            .map_err(|e| unavailable(&what, &e))?;
+        prog.attach().map_err(|e| unavailable(&what, &e))?;
+    }
+    Ok(())
+}
+
+/// The model's view of one wire event.
+fn convert(raw: &TransitionEvent) -> Option<KernelEvent> {
+    Some(match raw.kind {
+        EVENT_INIT => {
+            let len = raw
+                .name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(raw.name.len());
+            KernelEvent::Init {
+                patch: (len > 0).then(|| String::from_utf8_lossy(&raw.name[..len]).into_owned()),
+                target: match raw.arg {
+                    1 => Some(Target::Patched),
+                    0 => Some(Target::Unpatched),
+                    _ => None,
+                },
+            }
+        }
+        EVENT_START => KernelEvent::Start,
+        EVENT_REVERSE => KernelEvent::Reverse,
+        EVENT_FORCE => KernelEvent::Force,
+        EVENT_CANCEL => KernelEvent::Cancel,
+        EVENT_COMPLETE => KernelEvent::Complete,
+        EVENT_ROUND => KernelEvent::Round,
+        EVENT_UPDATE | EVENT_CHECKED_SWITCH => KernelEvent::Switch {
+            tid: raw.tid,
+            tgid: raw.tgid,
+            via: if raw.kind == EVENT_UPDATE {
+                SwitchVia::Exit
+            } else {
+                SwitchVia::StackCheck
+            },
+        },
+        _ => return None,
+    })
+}
