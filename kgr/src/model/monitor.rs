@@ -128,7 +128,8 @@ pub struct Summary {
     pub duration_s: f64,
     /// Whether kgr saw the start (else the transition was already running).
     pub saw_start: bool,
-    /// Distinct threads seen switching (eBPF only; kgr's own left out).
+    /// Threads seen switching (eBPF only; kgr's own left out; each idle
+    /// task counts, though they all have tid 0).
     pub threads_switched: Option<usize>,
     /// Of those switches: at kernel exit/idle, by the retry round's stack check.
     pub switched_at_exit: Option<usize>,
@@ -156,6 +157,7 @@ pub struct Follow {
     forced: bool,
     cancelled: bool,
     switched: BTreeSet<i32>,
+    idle_switched: usize,
     at_exit: usize,
     by_check: usize,
 }
@@ -265,7 +267,12 @@ impl Follow {
                 Some(record)
             }
             KernelEvent::Switch { tid, tgid, via } => {
-                self.switched.insert(tid);
+                // The idle tasks all have tid 0: each switches once.
+                if tid == 0 {
+                    self.idle_switched += 1;
+                } else {
+                    self.switched.insert(tid);
+                }
                 match via {
                     SwitchVia::Exit => self.at_exit += 1,
                     SwitchVia::StackCheck => self.by_check += 1,
@@ -329,7 +336,7 @@ impl Follow {
                 0.0
             },
             saw_start: self.saw_start,
-            threads_switched: ebpf.then_some(self.switched.len()),
+            threads_switched: ebpf.then_some(self.switched.len() + self.idle_switched),
             switched_at_exit: ebpf.then_some(self.at_exit),
             switched_by_stack_check: ebpf.then_some(self.by_check),
             rounds: ebpf.then_some(self.rounds),
@@ -410,7 +417,7 @@ mod tests {
         assert_eq!(rev.target, Some(Target::Unpatched));
         // klp_reverse_transition starts again: not a new transition.
         assert!(f.apply(KernelEvent::Start, 1.0, src).is_none());
-        for tid in [5, 6, 5] {
+        for tid in [5, 6, 5, 0, 0] {
             f.apply(
                 KernelEvent::Switch {
                     tid,
@@ -426,7 +433,7 @@ mod tests {
         let s = f.summary(2.5, Outcome::Interrupted, src, Some(0));
         assert_eq!(s.outcome, Outcome::Completed);
         assert_eq!(s.duration_s, 2.5);
-        assert_eq!(s.threads_switched, Some(2));
+        assert_eq!(s.threads_switched, Some(4));
         assert_eq!((s.rounds, s.reversals), (Some(1), 1));
         assert_eq!(s.target, Some(Target::Unpatched));
     }
