@@ -144,13 +144,17 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__monitor)
-            opts="-v -h --once --timeout --verbose --json --root --no-ebpf --force-ebpf --help"
+            opts="-v -h --once --timeout --listen --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

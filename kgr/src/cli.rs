@@ -92,6 +92,10 @@ pub struct MonitorArgs {
     /// With --once: give up after SECS seconds (exit 1).
     #[arg(long, value_name = "SECS", requires = "once")]
     pub timeout: Option<f64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while following
+    /// (default 127.0.0.1:9717; give another address to listen elsewhere).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9717")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -142,7 +142,7 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
             if json {
                 output::json(out, &report)?;
             } else {
-                let text = output::prometheus::exposition(&report)?;
+                let text = output::prometheus::exposition(&report, None)?;
                 match &args.textfile {
                     Some(dir) => output::prometheus::write_textfile(dir, &text)?,
                     None => out.write_all(text.as_bytes())?,
@@ -162,6 +162,7 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 once: args.once,
                 timeout,
                 tty: io::stdout().is_terminal(),
+                listen: args.listen.clone(),
             };
             let outcome = commands::monitor::run(ctx, options, out)?;
             Ok(match outcome {

@@ -3,18 +3,21 @@
 //! it ends (`--once`), `--timeout` passes, or Ctrl-C; then a summary.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
 use crate::model::{polled_events, EventSource, Follow, KernelEvent, Outcome, Polled, Transition};
+use crate::output::metrics_server::MetricsServer;
 use crate::output::monitor::{self as render, Progress};
+use crate::output::prometheus::{self, MonitorCounters};
 use crate::sources::ebpf::{self, TimedEvent, TransitionTracer};
 use crate::sources::sysfs::{Depth, Livepatching};
 use crate::sources::{monotonic_ns, signal};
 
-use super::{current_transition, read_system, Context};
+use super::{current_transition, metrics, read_system, Context};
 
 /// How often sysfs is read without eBPF.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -25,13 +28,15 @@ const TICK: Duration = Duration::from_millis(100);
 const COUNT_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// What `monitor` was asked to do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MonitorOptions {
     /// Stop when the followed transition ends.
     pub once: bool,
     pub timeout: Option<Duration>,
     /// stdout is a terminal: draw the progress line.
     pub tty: bool,
+    /// Serve `/metrics` at this address while following.
+    pub listen: Option<String>,
 }
 
 /// Follows transitions; returns how the last followed one ended.
@@ -53,6 +58,33 @@ pub fn run(ctx: &mut Context, opts: MonitorOptions, out: &mut impl Write) -> Res
     } else {
         EventSource::Sysfs
     };
+    let counters = Arc::new(Mutex::new(MonitorCounters::default()));
+    if let Some(addr) = &opts.listen {
+        let server = MetricsServer::bind(addr)?;
+        if ctx.verbose > 0 {
+            eprintln!("kgr: serving metrics at http://{}/metrics", server.addr());
+        }
+        let root = ctx.root.clone();
+        let counters = Arc::clone(&counters);
+        thread::spawn(move || {
+            server.serve(|| {
+                let mut ctx = Context {
+                    root: root.clone(),
+                    verbose: 0,
+                    json: false,
+                    no_ebpf: true,
+                    force_ebpf: false,
+                    warnings: Vec::new(),
+                    notes: Vec::new(),
+                };
+                let report = metrics::run(&mut ctx)?;
+                let counters = *counters
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("metrics counters poisoned"))?;
+                prometheus::exposition(&report, Some(&counters))
+            })
+        });
+    }
     signal::catch_interrupt();
     let json = ctx.json;
     let progress_line = opts.tty && !json;
@@ -112,6 +144,9 @@ pub fn run(ctx: &mut Context, opts: MonitorOptions, out: &mut impl Write) -> Res
             if follow.ended() {
                 let lost = tracer.as_ref().map(TransitionTracer::lost);
                 let summary = follow.summary(since(ns), Outcome::Completed, source, lost);
+                if let Ok(mut c) = counters.lock() {
+                    c.count(&summary);
+                }
                 render::summary(out, &summary, json, progress_line)?;
                 if opts.once {
                     return Ok(summary.outcome);
@@ -134,6 +169,9 @@ pub fn run(ctx: &mut Context, opts: MonitorOptions, out: &mut impl Write) -> Res
                 rounds: tracer.is_some().then(|| follow.rounds()),
             };
             render::progress(out, &progress)?;
+        }
+        if let (Some(tracer), Ok(mut c)) = (tracer.as_ref(), counters.lock()) {
+            c.lost_events = Some(tracer.lost());
         }
         match tracer.as_ref() {
             Some(tracer) => tracer.wait(TICK),

@@ -1,6 +1,7 @@
 //! Renderers: the human layouts of compat.md and JSON, into any `io::Write`.
 
 pub mod human;
+pub mod metrics_server;
 pub mod monitor;
 pub mod prometheus;
 

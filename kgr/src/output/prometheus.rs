@@ -7,13 +7,41 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::commands::metrics::MetricsReport;
+use crate::model::{Outcome, Summary};
 
 type Labels = Vec<(String, String)>;
+
+/// What a running `kgr monitor` has counted since it started.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MonitorCounters {
+    pub completed: u64,
+    pub reversed: u64,
+    pub forced: u64,
+    /// Events the kernel could not deliver (eBPF only).
+    pub lost_events: Option<u64>,
+}
+
+impl MonitorCounters {
+    /// Counts one finished transition by how it ended.
+    pub fn count(&mut self, summary: &Summary) {
+        if summary.outcome != Outcome::Completed {
+            return;
+        }
+        if summary.forced == Some(true) {
+            self.forced += 1;
+        } else if summary.reversals % 2 == 1 {
+            self.reversed += 1;
+        } else {
+            self.completed += 1;
+        }
+    }
+}
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g = Gauge::<i64>::default();
@@ -21,8 +49,9 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-/// Renders the report in the Prometheus text format.
-pub fn exposition(report: &MetricsReport) -> Result<String> {
+/// Renders the report in the Prometheus text format, with a monitor's
+/// counters when one is running.
+pub fn exposition(report: &MetricsReport, counters: Option<&MonitorCounters>) -> Result<String> {
     let mut registry = Registry::with_prefix("kgr");
     gauge(
         &mut registry,
@@ -77,6 +106,32 @@ pub fn exposition(report: &MetricsReport) -> Result<String> {
             "Seconds since the running transition started",
             g,
         );
+    }
+    if let Some(c) = counters {
+        let finished = Family::<Labels, Counter>::default();
+        for (result, n) in [
+            ("completed", c.completed),
+            ("reversed", c.reversed),
+            ("forced", c.forced),
+        ] {
+            finished
+                .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+                .inc_by(n);
+        }
+        registry.register(
+            "transitions",
+            "Transitions kgr monitor saw finish, by how they ended",
+            finished,
+        );
+        if let Some(lost) = c.lost_events {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(lost);
+            registry.register(
+                "ebpf_lost_events",
+                "Events the kernel could not deliver to kgr",
+                counter,
+            );
+        }
     }
     let mut text = String::new();
     encode(&mut text, &registry).context("encoding metrics")?;
