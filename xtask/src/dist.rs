@@ -24,6 +24,7 @@ pub const PACKAGED: &[&str] = &[
     "kgr.fish",
     "/systemd/system/kgr-metrics.service",
     "/systemd/system/kgr-metrics.timer",
+    "/systemd/system/kgr-monitor.service",
 ];
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -122,7 +123,7 @@ pub fn check(deb: &Path, rpm: &Path) -> Result<()> {
         }
     }
     run(Command::new("man").args(["-w", "kgr"]))?;
-    for unit in ["kgr-metrics.service", "kgr-metrics.timer"] {
+    for unit in ["kgr-metrics.service", "kgr-metrics.timer", "kgr-monitor.service"] {
         let out = Command::new("systemd-analyze")
             .args(["verify", &format!("/lib/systemd/system/{unit}")])
             .output()
