@@ -144,7 +144,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__monitor)
-            opts="-v -h --once --timeout --listen --verbose --json --root --no-ebpf --force-ebpf --help"
+            opts="-v -h --once --timeout --listen --report --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,6 +155,10 @@ _kgr() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -95,6 +95,7 @@ complete -c kgr -n "__fish_kgr_using_subcommand metrics" -l force-ebpf -d 'Use t
 complete -c kgr -n "__fish_kgr_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l timeout -d 'With --once: give up after SECS seconds (exit 1)' -r
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l listen -d 'Serve Prometheus metrics at http://ADDR/metrics while following (default 127.0.0.1:9717; give another address to listen elsewhere)' -r
+complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l report -d 'Draw the followed transition into FILE (SVG) at the end: threads left over time, its events, the last blockers and their functions' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l once -d 'Exit when the followed transition ends: 0 completed, 1 otherwise'
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -s v -l verbose -d 'More detail (repeat for more: -vv)'

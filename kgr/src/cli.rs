@@ -96,6 +96,10 @@ pub struct MonitorArgs {
     /// (default 127.0.0.1:9717; give another address to listen elsewhere).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9717")]
     pub listen: Option<String>,
+    /// Draw the followed transition into FILE (SVG) at the end: threads
+    /// left over time, its events, the last blockers and their functions.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

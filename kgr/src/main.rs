@@ -163,6 +163,7 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 timeout,
                 tty: io::stdout().is_terminal(),
                 listen: args.listen.clone(),
+                report: args.report.clone(),
             };
             let outcome = commands::monitor::run(ctx, options, out)?;
             Ok(match outcome {

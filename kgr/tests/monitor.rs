@@ -169,3 +169,43 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The summary lists the blockers sampled each second (procfs inference,
+/// as `blocking --why`), and polling sysfs infers no signals.
+#[test]
+fn the_summary_lists_the_last_blockers() {
+    let root = fixture("patching-6.12");
+    let root = root.to_str().expect("utf-8");
+    let out = kgr(&[
+        "--root",
+        root,
+        "--json",
+        "monitor",
+        "--once",
+        "--timeout",
+        "1.5",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["signals_sent"], Value::Null);
+    let blockers = summary["blockers"].as_array().expect("blockers");
+    let kthread = blockers
+        .iter()
+        .find(|b| b["tid"] == 412)
+        .unwrap_or_else(|| panic!("the kthread 412 among {blockers:?}"));
+    assert_eq!(kthread["function"], "klp_busy_sleeper");
+    assert_eq!(kthread["reason"], "sleeping_on_patched_function");
+    assert_eq!(kthread["kthread"], true);
+    assert!(kthread["held_s"].as_f64().expect("held_s") >= 0.0);
+
+    let out = kgr(&["--root", root, "monitor", "--once", "--timeout", "1.5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\n  last blockers:\n")
+            && stdout.contains(
+                "    412 [kworker/1:2+events]: sleeping_on_patched_function on klp_busy_sleeper, held it up "
+            ),
+        "{stdout}"
+    );
+}

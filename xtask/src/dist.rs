@@ -123,7 +123,11 @@ pub fn check(deb: &Path, rpm: &Path) -> Result<()> {
         }
     }
     run(Command::new("man").args(["-w", "kgr"]))?;
-    for unit in ["kgr-metrics.service", "kgr-metrics.timer", "kgr-monitor.service"] {
+    for unit in [
+        "kgr-metrics.service",
+        "kgr-metrics.timer",
+        "kgr-monitor.service",
+    ] {
         let out = Command::new("systemd-analyze")
             .args(["verify", &format!("/lib/systemd/system/{unit}")])
             .output()

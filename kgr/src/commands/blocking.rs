@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::model::{
-    frame_symbols, infer, pokeable, syscall_name, PatchObject, PatchedAddresses, Source, Target,
-    Thread, Transition, Why,
+    frame_symbols, infer, pokeable, syscall_name, PatchObject, PatchedAddresses, Source,
+    SymbolTable, Target, Thread, Transition, Why,
 };
 use crate::sources::ebpf::{self, StackCheckTracer};
 use crate::sources::sysfs::{Depth, Livepatching};
@@ -93,13 +93,96 @@ fn start_tracer(ctx: &mut Context) -> Option<StackCheckTracer> {
 }
 
 /// The objects of the transitioning patch (none on kGraft).
-fn patch_objects<'a>(system: &'a Livepatching, patch: Option<&str>) -> &'a [PatchObject] {
+pub fn patch_objects<'a>(system: &'a Livepatching, patch: Option<&str>) -> &'a [PatchObject] {
     match (system, patch) {
         (Livepatching::Livepatch(patches), Some(name)) => patches
             .iter()
             .find(|p| p.name == name)
             .map_or(&[], |p| &p.objects[..]),
         _ => &[],
+    }
+}
+
+/// kgr's inference from procfs of why threads block (`blocking --why`, and
+/// `monitor`'s blocker samples): the patched function on each stack, matched
+/// by address through `/proc/kallsyms`. Kept across samples, it reads
+/// kallsyms again only when a stack names a symbol not looked up yet.
+pub struct ProcfsWhy {
+    objects: Vec<PatchObject>,
+    replacements: Option<String>,
+    /// The names looked up in kallsyms so far.
+    wanted: HashSet<String>,
+    symbols: SymbolTable,
+    patched: PatchedAddresses,
+    read_once: bool,
+}
+
+impl ProcfsWhy {
+    /// For the patch's `objects`; `replacements`: the patch's module when
+    /// the transition unpatches (the stacks then hold its replacements).
+    pub fn new(objects: &[PatchObject], replacements: Option<&str>) -> ProcfsWhy {
+        let mut wanted = HashSet::new();
+        for object in objects {
+            wanted.extend(object.functions.iter().map(|f| f.name.clone()));
+        }
+        ProcfsWhy {
+            objects: objects.to_vec(),
+            replacements: replacements.map(str::to_owned),
+            wanted,
+            symbols: SymbolTable::new(),
+            patched: PatchedAddresses::default(),
+            read_once: false,
+        }
+    }
+
+    /// Fills each thread's `why` (`source: procfs`).
+    pub fn explain(&mut self, ctx: &mut Context, threads: &mut [Thread]) -> Result<()> {
+        let mut new = false;
+        for thread in threads.iter() {
+            for symbol in frame_symbols(thread.stack.as_deref().unwrap_or_default()) {
+                if !self.wanted.contains(symbol) {
+                    self.wanted.insert(symbol.to_owned());
+                    new = true;
+                }
+            }
+        }
+        if new || !self.read_once {
+            self.read_once = true;
+            let wanted: HashSet<&str> = self.wanted.iter().map(String::as_str).collect();
+            let symbols = kallsyms::read(&ctx.root, &wanted)?;
+            if symbols.is_none() {
+                ctx.note("--why: no /proc/kallsyms under the root: frames matched by name".into());
+            }
+            self.symbols = symbols.unwrap_or_default();
+            self.patched = PatchedAddresses::resolve(
+                &self.objects,
+                &self.symbols,
+                self.replacements.as_deref(),
+            );
+            if !self.patched.by_address() && !self.objects.is_empty() && !self.symbols.is_empty() {
+                ctx.note(
+                    "--why: kallsyms gives no addresses (run as root): frames matched by name"
+                        .into(),
+                );
+            }
+        }
+        for thread in threads.iter_mut() {
+            let function = self
+                .patched
+                .on_stack(thread.stack.as_deref().unwrap_or_default(), &self.symbols);
+            let syscall = procfs::read_syscall(&ctx.root, thread.pid, thread.tid)
+                .as_deref()
+                .and_then(syscall_name);
+            thread.why = Some(Why {
+                reason: infer(thread, function.clone()),
+                function,
+                syscall,
+                in_kernel_s: None,
+                pokeable: pokeable(thread),
+                source: Source::Procfs,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -113,36 +196,7 @@ fn explain(
     tracer: Option<&StackCheckTracer>,
 ) -> Result<()> {
     let start = Instant::now();
-    let mut wanted: HashSet<&str> = HashSet::new();
-    for object in objects {
-        wanted.extend(object.functions.iter().map(|f| f.name.as_str()));
-    }
-    for thread in threads.iter() {
-        wanted.extend(frame_symbols(thread.stack.as_deref().unwrap_or_default()));
-    }
-    let symbols = kallsyms::read(&ctx.root, &wanted)?;
-    if symbols.is_none() {
-        ctx.note("--why: no /proc/kallsyms under the root: frames matched by name".into());
-    }
-    let symbols = symbols.unwrap_or_default();
-    let patched = PatchedAddresses::resolve(objects, &symbols, replacements);
-    if !patched.by_address() && !objects.is_empty() && !symbols.is_empty() {
-        ctx.note("--why: kallsyms gives no addresses (run as root): frames matched by name".into());
-    }
-    for thread in threads.iter_mut() {
-        let function = patched.on_stack(thread.stack.as_deref().unwrap_or_default(), &symbols);
-        let syscall = procfs::read_syscall(&ctx.root, thread.pid, thread.tid)
-            .as_deref()
-            .and_then(syscall_name);
-        thread.why = Some(Why {
-            reason: infer(thread, function.clone()),
-            function,
-            syscall,
-            in_kernel_s: None,
-            pokeable: pokeable(thread),
-            source: Source::Procfs,
-        });
-    }
+    ProcfsWhy::new(objects, replacements).explain(ctx, threads)?;
     let procfs_ms = start.elapsed().as_millis();
     let Some(tracer) = tracer else {
         ctx.note(format!("--why: inferred from procfs in {procfs_ms} ms"));

@@ -118,11 +118,18 @@ impl TransitionView {
 }
 
 /// From this many threads on, one eBPF task snapshot (load included) beats
-/// opening every thread's `patch_state`. Measured on the 2-core host, release
-/// build: procfs ~13 us per thread; snapshot ~30 ms to load + ~0.75 us per
-/// thread (1k threads: 14 ms vs 33 ms; 3k: 38 vs 35; 10k: 134 vs 37). See
+/// opening every thread's `patch_state`. The procfs scan costs one `openat`,
+/// one `read` and one `close` per thread; the snapshot a fixed load (kernel
+/// BTF parsed twice, object and program load) plus a cheap pass. Measured
+/// 2026-12-04 on the 2-core host, release build: procfs ~9.5 us per thread,
+/// snapshot ~60 ms to load + ~1.4 us per thread (crossover ~7.5k); in the
+/// TCG lab (`cargo xtask bench --vm-only --counts 1000,10000 --repeat 3`)
+/// at 10,068 threads procfs 709 ms against the snapshot's 945 ms (791 ms of
+/// it load), ~70 vs ~7 us per thread (crossover ~12.5k); at 15,068 threads
+/// the snapshot won, 815 ms (599 ms load) against 1,031 ms. The larger
+/// crossover wins: below it the snapshot's load does not pay. See also
 /// `bench_snapshot_vs_procfs` in sources/ebpf/tests.rs.
-const SNAPSHOT_MIN_THREADS: usize = 3_000;
+const SNAPSHOT_MIN_THREADS: usize = 12_000;
 
 /// The blockers from one eBPF task snapshot, when eBPF is allowed and the
 /// system has enough threads for it to pay; else why not. The details of the

@@ -1,11 +1,11 @@
 //! Following one live patch transition: the kernel's events (from eBPF or
 //! from polling sysfs) folded into what `monitor` prints and its summary.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::Target;
+use super::{Reason, Target, Thread};
 
 /// Where the events come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,7 +19,7 @@ pub enum EventSource {
 
 /// How a task reached the target state.
 #[cfg_attr(
-    not(feature = "ebpf"),
+    all(not(feature = "ebpf"), not(test)),
     expect(dead_code, reason = "only the eBPF tracer sees these")
 )]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,11 +136,42 @@ pub struct Summary {
     pub switched_by_stack_check: Option<usize>,
     /// Retry rounds (eBPF only).
     pub rounds: Option<u32>,
+    /// The kernel's automatic fake signals, inferred from the rounds (eBPF
+    /// only; see `Follow::signals_sent`).
+    pub signals_sent: Option<u32>,
     pub reversals: u32,
     /// Forced (eBPF only: sysfs cannot tell).
     pub forced: Option<bool>,
     /// Events the kernel could not deliver (ring buffer full); eBPF only.
     pub lost_events: Option<u64>,
+    /// The last blockers kgr sampled (each second, procfs inference), the
+    /// longest held first, at most `MAX_BLOCKERS`.
+    pub blockers: Vec<Blocker>,
+}
+
+/// How many of the last blockers the summary lists.
+pub const MAX_BLOCKERS: usize = 10;
+
+/// The kernel sends its fake signals every this many failed retry rounds
+/// (kernel/livepatch/transition.c `SIGNALS_TIMEOUT`).
+pub const SIGNALS_TIMEOUT: u32 = 15;
+
+/// A thread that held the transition up, as the samples saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocker {
+    pub tid: i32,
+    pub pid: i32,
+    pub comm: String,
+    pub kthread: bool,
+    pub reason: Reason,
+    /// The patched function on its stack, when one is.
+    pub function: Option<String>,
+    /// Seconds from the start of the transition (or of its last reversal,
+    /// or the sample that first saw it, for a thread that came later) to
+    /// the last sample that saw it block.
+    pub held_s: f64,
+    #[serde(skip)]
+    first_s: f64,
 }
 
 /// The transition being followed.
@@ -153,6 +184,11 @@ pub struct Follow {
     patch: Option<String>,
     target: Option<Target>,
     rounds: u32,
+    /// Rounds since the last (re)start: the kernel counts its signals so.
+    rounds_since_start: u32,
+    signals: u32,
+    /// The last round was one that sends the signals if it fails.
+    signal_round_last: bool,
     reversals: u32,
     forced: bool,
     cancelled: bool,
@@ -160,6 +196,14 @@ pub struct Follow {
     idle_switched: usize,
     at_exit: usize,
     by_check: usize,
+    /// Each thread seen blocking in this direction, by tid.
+    blockers: BTreeMap<i32, Blocker>,
+    /// When the current direction began (start or last reversal).
+    phase_s: f64,
+    /// Whether a sample was taken in this direction.
+    sampled: bool,
+    /// The tids of the last sample that saw blockers.
+    last_blockers: Vec<i32>,
 }
 
 impl Follow {
@@ -189,6 +233,52 @@ impl Follow {
         self.started_s
     }
 
+    /// The fake signals the kernel sent so far, inferred: it sends them in
+    /// a failed round when the rounds before it since the (re)start are a
+    /// non-zero multiple of 15 (`klp_signals_cnt % SIGNALS_TIMEOUT`).
+    pub fn signals_sent(&self) -> u32 {
+        self.signals
+    }
+
+    /// When the current direction began (the start, or the last reversal).
+    pub fn phase_s(&self) -> f64 {
+        self.phase_s
+    }
+
+    /// Folds in one sample of the blockers (threads with their `why`).
+    pub fn sample_blockers(&mut self, now_s: f64, threads: &[Thread]) {
+        if !self.active {
+            return;
+        }
+        let since = if self.sampled { now_s } else { self.phase_s };
+        self.sampled = true;
+        for thread in threads {
+            let why = thread.why.as_ref();
+            let blocker = self.blockers.entry(thread.tid).or_insert_with(|| Blocker {
+                tid: thread.tid,
+                pid: thread.pid,
+                comm: thread.comm.clone(),
+                kthread: thread.kthread,
+                reason: Reason::Unknown,
+                function: None,
+                held_s: 0.0,
+                first_s: since,
+            });
+            // What held it stays: once woken it shows nothing on its
+            // stack until the next round switches it.
+            let reason = why.map_or(Reason::Unknown, |w| w.reason);
+            let holding = |r: Reason| !matches!(r, Reason::NotCheckedYet | Reason::Unknown);
+            if holding(reason) || !holding(blocker.reason) {
+                blocker.reason = reason;
+                blocker.function = why.and_then(|w| w.function.clone());
+            }
+            blocker.held_s = round_ms(now_s - blocker.first_s);
+        }
+        if !threads.is_empty() {
+            self.last_blockers = threads.iter().map(|t| t.tid).collect();
+        }
+    }
+
     /// A transition found running when kgr began.
     pub fn already_running(
         &mut self,
@@ -199,6 +289,7 @@ impl Follow {
     ) -> Record {
         self.active = true;
         self.started_s = now_s;
+        self.phase_s = now_s;
         self.patch = patch;
         self.target = target;
         let mut record = self.record(RecordKind::Start, now_s, source);
@@ -233,6 +324,7 @@ impl Follow {
                 }
                 self.active = true;
                 self.saw_start = true;
+                self.phase_s = now_s;
                 let mut record = self.record(RecordKind::Start, now_s, source);
                 record.already_running = Some(false);
                 Some(record)
@@ -240,6 +332,14 @@ impl Follow {
             _ if !self.active => None,
             KernelEvent::Reverse => {
                 self.reversals += 1;
+                // klp_reverse_transition starts again: the kernel's signal
+                // count restarts, and other threads block now.
+                self.rounds_since_start = 0;
+                self.signal_round_last = false;
+                self.phase_s = now_s;
+                self.sampled = false;
+                self.blockers.clear();
+                self.last_blockers.clear();
                 self.target = self.target.map(|t| match t {
                     Target::Patched => Target::Unpatched,
                     Target::Unpatched => Target::Patched,
@@ -255,6 +355,10 @@ impl Follow {
                 Some(self.record(RecordKind::Cancel, now_s, source))
             }
             KernelEvent::Complete => {
+                // The round that would have signalled found no task left.
+                if self.signal_round_last {
+                    self.signals -= 1;
+                }
                 self.ended = true;
                 self.active = false;
                 // klp_cancel_transition ends in klp_complete_transition.
@@ -262,6 +366,13 @@ impl Follow {
             }
             KernelEvent::Round => {
                 self.rounds += 1;
+                self.rounds_since_start += 1;
+                // Until the next round: the switches it makes come first.
+                self.signal_round_last = self.rounds_since_start > 1
+                    && (self.rounds_since_start - 1).is_multiple_of(SIGNALS_TIMEOUT);
+                if self.signal_round_last {
+                    self.signals += 1;
+                }
                 let mut record = self.record(RecordKind::Round, now_s, source);
                 record.round = Some(self.rounds);
                 Some(record)
@@ -340,10 +451,26 @@ impl Follow {
             switched_at_exit: ebpf.then_some(self.at_exit),
             switched_by_stack_check: ebpf.then_some(self.by_check),
             rounds: ebpf.then_some(self.rounds),
+            signals_sent: ebpf.then_some(self.signals),
             reversals: self.reversals,
             forced: ebpf.then_some(self.forced),
             lost_events,
+            blockers: self.last_blockers(),
         }
+    }
+}
+
+impl Follow {
+    /// The blockers of the last sample that saw any, longest held first.
+    fn last_blockers(&self) -> Vec<Blocker> {
+        let mut out: Vec<Blocker> = self
+            .last_blockers
+            .iter()
+            .filter_map(|tid| self.blockers.get(tid).cloned())
+            .collect();
+        out.sort_by(|a, b| b.held_s.total_cmp(&a.held_s).then(a.tid.cmp(&b.tid)));
+        out.truncate(MAX_BLOCKERS);
+        out
     }
 }
 
@@ -455,6 +582,96 @@ mod tests {
         let s = f.summary(1.0, Outcome::TimedOut, EventSource::Sysfs, None);
         assert_eq!(s.outcome, Outcome::NoTransition);
         assert_eq!(s.threads_switched, None);
+    }
+
+    #[test]
+    fn signals_are_inferred_from_the_rounds() {
+        let mut f = Follow::default();
+        let src = EventSource::Ebpf;
+        f.apply(KernelEvent::Start, 0.0, src);
+        // Rounds 1..=15 fail without a signal; the 16th sends them.
+        for i in 0..15 {
+            f.apply(KernelEvent::Round, f64::from(i), src);
+        }
+        assert_eq!(f.signals_sent(), 0);
+        f.apply(KernelEvent::Round, 15.0, src);
+        assert_eq!(f.signals_sent(), 1);
+        // A reversal starts the kernel's count again.
+        f.apply(KernelEvent::Reverse, 15.5, src);
+        for i in 0..16 {
+            f.apply(KernelEvent::Round, 16.0 + f64::from(i), src);
+        }
+        assert_eq!(f.signals_sent(), 2);
+        for i in 0..15 {
+            f.apply(KernelEvent::Round, 40.0 + f64::from(i), src);
+        }
+        assert_eq!(f.signals_sent(), 3);
+        // The 31st round since the reversal completed: it sent nothing.
+        f.apply(
+            KernelEvent::Switch {
+                tid: 7,
+                tgid: 7,
+                via: SwitchVia::StackCheck,
+            },
+            55.0,
+            src,
+        );
+        f.apply(KernelEvent::Complete, 55.0, src);
+        let s = f.summary(55.0, Outcome::Interrupted, src, Some(0));
+        assert_eq!(s.signals_sent, Some(2));
+        assert_eq!(s.rounds, Some(47));
+    }
+
+    fn blocker(tid: i32, function: Option<&str>) -> Thread {
+        let mut t = Thread::bare(tid, tid, super::super::PatchState::Unpatched);
+        t.comm = format!("t{tid}");
+        t.why = Some(super::super::Why {
+            function: function.map(str::to_owned),
+            reason: if function.is_some() {
+                Reason::SleepingOnPatchedFunction
+            } else {
+                Reason::NotCheckedYet
+            },
+            syscall: None,
+            in_kernel_s: None,
+            pokeable: true,
+            source: super::super::Source::Procfs,
+        });
+        t
+    }
+
+    #[test]
+    fn the_last_blockers_and_how_long_they_held_it() {
+        let mut f = Follow::default();
+        let src = EventSource::Ebpf;
+        f.apply(KernelEvent::Start, 1.0, src);
+        f.sample_blockers(1.5, &[blocker(5, Some("f")), blocker(6, None)]);
+        f.sample_blockers(2.5, &[blocker(5, Some("f")), blocker(9, None)]);
+        // Woken: nothing on its stack any more, but "f" held it.
+        f.sample_blockers(3.5, &[blocker(5, None)]);
+        // All switched: the last sample that saw blockers stands.
+        f.sample_blockers(4.5, &[]);
+        f.apply(KernelEvent::Complete, 5.0, src);
+        let s = f.summary(5.0, Outcome::Interrupted, src, None);
+        assert_eq!(s.blockers.len(), 1);
+        let b = &s.blockers[0];
+        assert_eq!((b.tid, b.function.as_deref()), (5, Some("f")));
+        assert_eq!(b.reason, Reason::SleepingOnPatchedFunction);
+        // From the start to the last sample that saw it.
+        assert_eq!(b.held_s, 2.5);
+
+        // After a reversal only the new direction's blockers count.
+        let mut f = Follow::default();
+        f.apply(KernelEvent::Start, 0.0, src);
+        f.sample_blockers(0.5, &[blocker(5, Some("f"))]);
+        f.apply(KernelEvent::Reverse, 1.0, src);
+        let s = f.summary(1.2, Outcome::Interrupted, src, None);
+        assert!(s.blockers.is_empty());
+        f.sample_blockers(1.5, &[blocker(6, None)]);
+        f.sample_blockers(2.5, &[blocker(6, None), blocker(7, None)]);
+        let s = f.summary(3.0, Outcome::Interrupted, src, None);
+        let held: Vec<(i32, f64)> = s.blockers.iter().map(|b| (b.tid, b.held_s)).collect();
+        assert_eq!(held, [(6, 1.5), (7, 0.0)]);
     }
 
     #[test]

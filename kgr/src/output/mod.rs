@@ -4,6 +4,7 @@ pub mod human;
 pub mod metrics_server;
 pub mod monitor;
 pub mod prometheus;
+pub mod report_svg;
 
 use std::io::{self, Write};
 

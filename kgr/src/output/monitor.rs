@@ -16,6 +16,8 @@ pub struct Progress<'a> {
     pub threads_left: Option<usize>,
     pub elapsed_s: f64,
     pub rounds: Option<u32>,
+    /// The kernel's fake signals, inferred from the rounds.
+    pub signals: Option<u32>,
 }
 
 fn direction(target: Option<Target>) -> &'static str {
@@ -107,6 +109,9 @@ pub fn progress<W: Write>(out: &mut W, p: &Progress) -> io::Result<()> {
     if let Some(rounds) = p.rounds {
         write!(out, ", {rounds} rounds")?;
     }
+    if let Some(signals) = p.signals {
+        write!(out, ", signals sent: {signals} (inferred)")?;
+    }
     out.flush()
 }
 
@@ -156,6 +161,12 @@ pub fn summary<W: Write>(out: &mut W, s: &Summary, json: bool, tty: bool) -> io:
     if let Some(rounds) = s.rounds {
         writeln!(out, "  rounds: {rounds}")?;
     }
+    if let Some(signals) = s.signals_sent {
+        writeln!(
+            out,
+            "  signals sent: {signals} (inferred: every 15th failed round)"
+        )?;
+    }
     writeln!(out, "  reversals: {}", s.reversals)?;
     if let Some(forced) = s.forced {
         writeln!(out, "  forced: {}", if forced { "yes" } else { "no" })?;
@@ -163,6 +174,24 @@ pub fn summary<W: Write>(out: &mut W, s: &Summary, json: bool, tty: bool) -> io:
     if let Some(lost) = s.lost_events {
         if lost > 0 {
             writeln!(out, "  lost events: {lost} (ring buffer full)")?;
+        }
+    }
+    if !s.blockers.is_empty() {
+        writeln!(out, "  last blockers:")?;
+        for b in &s.blockers {
+            let comm = if b.kthread {
+                format!("[{}]", b.comm)
+            } else {
+                b.comm.clone()
+            };
+            writeln!(
+                out,
+                "    {} {comm}: {} on {}, held it up {:.1}s",
+                b.tid,
+                b.reason.as_str(),
+                b.function.as_deref().unwrap_or("-"),
+                b.held_s
+            )?;
         }
     }
     out.flush()

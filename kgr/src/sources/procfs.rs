@@ -3,12 +3,17 @@
 //! Every thread is scanned, not only `/proc/<pid>`: a multi-threaded process
 //! can block while its leader has switched.
 
+use std::fmt::Write as _;
 use std::io::Read;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use procfs::process::{all_processes_with_root, Process, Task};
+use procfs::process::{Process, Task};
 use procfs::{FromRead, ProcError, ProcResult};
+use rustix::fs::{Mode, OFlags, RawDir};
+use rustix::io::Errno;
 
 use crate::model::{join_cmdline, PatchState, TaskState, Thread};
 
@@ -113,117 +118,217 @@ fn libc_esrch() -> i32 {
 
 /// Scans every thread under `root`'s `/proc` and keeps those whose state
 /// `select` picks, with their details.
+///
+/// The pass is the hot path of `blocking` on small systems, so it stays
+/// close to the syscalls: one `getdents64` buffer reused for every directory,
+/// one `openat` of `<pid>/task` per process, and per thread one `openat` of
+/// `<tid>/<state file>` relative to it, one `read` into a reused buffer and
+/// one `close`. The procfs crate's `Process`/`Task` objects (an `O_PATH` fd
+/// each) are built only for the selected threads that need details.
 pub fn scan_threads(
     root: &Root,
     request: ScanRequest,
     select: impl Fn(PatchState) -> bool,
 ) -> Result<ThreadScan> {
     let proc = root.proc();
-    let processes = all_processes_with_root(&proc)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("listing {}", proc.display()))?;
-    let mut scan = ThreadScan::default();
-    for process in processes {
-        let Ok(process) = process else {
-            // The process exited between listing and opening.
+    let listing = || format!("listing {}", proc.display());
+    let proc_dir = open_dir(&proc).with_context(listing)?;
+    let mut dirents = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut pids = Vec::new();
+    list_ids(&proc_dir, &mut dirents, &mut pids).with_context(listing)?;
+    let mut scanner = Scanner {
+        proc: &proc,
+        request,
+        buf: Vec::with_capacity(64),
+        name: String::with_capacity(64),
+        scan: ThreadScan::default(),
+    };
+    let mut tids = Vec::new();
+    for pid in pids {
+        scanner.name.clear();
+        let _ = write!(scanner.name, "{pid}/task");
+        let Ok(task_dir) =
+            rustix::fs::openat(&proc_dir, scanner.name.as_str(), DIR_FLAGS, Mode::empty())
+        else {
+            // Gone, or a tree without task/: the process is its only thread.
+            scanner.examine(&proc_dir, true, pid, pid, &select)?;
             continue;
         };
-        scan_process(&proc, &process, request, &select, &mut scan)?;
+        tids.clear();
+        if list_ids(&task_dir, &mut dirents, &mut tids).is_err() {
+            // The process exited while we listed it.
+            continue;
+        }
+        for &tid in &tids {
+            scanner.examine(&task_dir, false, pid, tid, &select)?;
+        }
     }
+    let mut scan = scanner.scan;
     scan.threads.sort_by_key(|t| t.tid);
     Ok(scan)
 }
 
-fn scan_process(
-    proc: &Path,
-    process: &Process,
-    request: ScanRequest,
-    select: &impl Fn(PatchState) -> bool,
-    scan: &mut ThreadScan,
-) -> Result<()> {
-    let Ok(tasks) = process.tasks() else {
-        // Gone, or a tree without task/ (then the process is its only thread).
-        if let Ok(task) = process.task_main_thread() {
-            examine(proc, &task, request, select, scan)?;
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
+
+fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        rustix::fs::CWD,
+        path,
+        DIR_FLAGS,
+        Mode::empty(),
+    )?)
+}
+
+/// The numeric entries of a directory (pids, tids), through `getdents64`
+/// into `buf` (reused for every directory; 32 KiB holds hundreds of entries,
+/// one entry is under 300 bytes).
+fn list_ids(
+    dir: &OwnedFd,
+    buf: &mut Vec<MaybeUninit<u8>>,
+    ids: &mut Vec<i32>,
+) -> std::io::Result<()> {
+    let mut raw = RawDir::new(dir, buf.as_mut_slice());
+    while let Some(entry) = raw.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name.first().is_some_and(u8::is_ascii_digit) {
+            if let Some(id) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
+                ids.push(id);
+            }
         }
-        return Ok(());
-    };
-    for task in tasks {
-        let Ok(task) = task else { continue };
-        examine(proc, &task, request, select, scan)?;
     }
     Ok(())
 }
 
-fn task_path(proc: &Path, task: &Task, file: &str) -> PathBuf {
-    proc.join(format!("{}/task/{}/{file}", task.pid, task.tid))
+/// The state of one scan pass: reused buffers and what was found.
+struct Scanner<'a> {
+    proc: &'a Path,
+    request: ScanRequest,
+    /// The state file's bytes.
+    buf: Vec<u8>,
+    /// The relative path being opened.
+    name: String,
+    scan: ThreadScan,
 }
 
-fn examine(
-    proc: &Path,
-    task: &Task,
-    request: ScanRequest,
-    select: &impl Fn(PatchState) -> bool,
-    scan: &mut ThreadScan,
-) -> Result<()> {
-    let file = request.state_file.name();
-    let raw = match read_state(proc, task, request.state_file) {
-        Ok(raw) => raw,
-        Err(err) => {
-            return match classify(err, &task_path(proc, task, file)) {
+impl Scanner<'_> {
+    /// Reads thread `tid`'s state file, relative to `dir`: the process'
+    /// `task` directory, or `/proc` itself when `from_proc`.
+    fn examine(
+        &mut self,
+        dir: &OwnedFd,
+        from_proc: bool,
+        pid: i32,
+        tid: i32,
+        select: &impl Fn(PatchState) -> bool,
+    ) -> Result<()> {
+        let state_file = self.request.state_file;
+        let file = state_file.name();
+        let path = || self.proc.join(format!("{pid}/task/{tid}/{file}"));
+        self.name.clear();
+        if from_proc {
+            let _ = write!(self.name, "{pid}/task/");
+        }
+        let _ = write!(self.name, "{tid}/{file}");
+        let mut result = read_small(dir, &self.name, &mut self.buf);
+        if state_file == StateFile::KgrInProgress
+            && pid == tid
+            && matches!(&result, Err(e) if e == &Errno::NOENT)
+        {
+            // kGraft kernels may have `kgr_in_progress` only per process:
+            // the leader then stands for its process.
+            let path = self.proc.join(pid.to_string()).join(file);
+            result = read_small_at(None, &path, &mut self.buf);
+        }
+        if let Err(errno) = result {
+            return match classify_errno(errno, &path()) {
                 ReadFailure::Vanished => Ok(()),
                 ReadFailure::Denied => {
-                    scan.unreadable += 1;
-                    scan.first_unreadable
-                        .get_or_insert_with(|| task_path(proc, task, file));
+                    self.scan.unreadable += 1;
+                    self.scan.first_unreadable.get_or_insert_with(path);
                     Ok(())
                 }
                 ReadFailure::Error(err) => Err(err),
             };
         }
-    };
-    let text = String::from_utf8_lossy(&raw.0);
-    let state = request.state_file.parse(&text).ok_or_else(|| {
-        anyhow!(
-            "reading {}: invalid content {:?} (expected -1, 0 or 1)",
-            task_path(proc, task, file).display(),
-            shorten(text.trim_end_matches('\n'))
-        )
-    })?;
-    scan.examined += 1;
-    if !select(state) {
-        return Ok(());
-    }
-    if !request.details {
-        scan.threads.push(Thread::bare(task.pid, task.tid, state));
-        return Ok(());
-    }
-    match describe(proc, task, state, request.stacks) {
-        Ok(thread) => scan.threads.push(thread),
-        Err(ReadFailure::Vanished) => {}
-        Err(ReadFailure::Denied) => {
-            scan.unreadable += 1;
-            scan.first_unreadable
-                .get_or_insert_with(|| task_path(proc, task, "stat"));
+        let text = String::from_utf8_lossy(&self.buf);
+        let state = state_file.parse(&text).ok_or_else(|| {
+            anyhow!(
+                "reading {}: invalid content {:?} (expected -1, 0 or 1)",
+                path().display(),
+                shorten(text.trim_end_matches('\n'))
+            )
+        })?;
+        let scan = &mut self.scan;
+        scan.examined += 1;
+        if !select(state) {
+            return Ok(());
         }
-        Err(ReadFailure::Error(err)) => return Err(err),
+        if !self.request.details {
+            scan.threads.push(Thread::bare(pid, tid, state));
+            return Ok(());
+        }
+        let Ok(task) = Process::new_with_root(self.proc.join(pid.to_string()))
+            .and_then(|p| p.task_from_tid(tid))
+        else {
+            // Gone since its state was read.
+            return Ok(());
+        };
+        match describe(self.proc, &task, state, self.request.stacks) {
+            Ok(thread) => scan.threads.push(thread),
+            Err(ReadFailure::Vanished) => {}
+            Err(ReadFailure::Denied) => {
+                scan.unreadable += 1;
+                scan.first_unreadable
+                    .get_or_insert_with(|| task_path(self.proc, &task, "stat"));
+            }
+            Err(ReadFailure::Error(err)) => return Err(err),
+        }
+        Ok(())
     }
-    Ok(())
 }
 
-/// Reads a task's state file. kGraft kernels may have `kgr_in_progress` only
-/// per process: the leader then stands for its process.
-fn read_state(proc: &Path, task: &Task, state_file: StateFile) -> ProcResult<Raw> {
-    let result = task.read::<_, Raw>(state_file.name());
-    match result {
-        Err(ProcError::NotFound(_))
-            if state_file == StateFile::KgrInProgress && task.pid == task.tid =>
-        {
-            let path = proc.join(task.pid.to_string()).join(state_file.name());
-            Raw::from_file(&path)
+/// Reads a one-line file at `name` relative to `dir` into `buf`: one
+/// `openat`, `read`s until EOF or a final newline (the state files are one
+/// line, written whole by one `read`), one `close`.
+fn read_small(dir: &OwnedFd, name: &str, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    read_small_at(Some(dir), Path::new(name), buf)
+}
+
+/// `read_small` of `path`, relative to `dir` or to the working directory.
+fn read_small_at(dir: Option<&OwnedFd>, path: &Path, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let fd = match dir {
+        Some(dir) => rustix::fs::openat(dir, path, flags, Mode::empty())?,
+        None => rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?,
+    };
+    buf.clear();
+    let mut chunk = [0u8; 64];
+    loop {
+        let n = rustix::io::read(&fd, &mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if n == 0 || buf.last() == Some(&b'\n') {
+            return Ok(());
         }
-        other => other,
     }
+}
+
+fn classify_errno(errno: Errno, path: &Path) -> ReadFailure {
+    match errno {
+        // ESRCH: the task died between open and read. ENOTDIR: an entry of
+        // `/proc` that is no process directory (as the procfs crate skips).
+        Errno::NOENT | Errno::SRCH | Errno::NOTDIR => ReadFailure::Vanished,
+        Errno::ACCESS | Errno::PERM => ReadFailure::Denied,
+        e => ReadFailure::Error(
+            anyhow!(std::io::Error::from(e)).context(format!("reading {}", path.display())),
+        ),
+    }
+}
+
+fn task_path(proc: &Path, task: &Task, file: &str) -> PathBuf {
+    proc.join(format!("{}/task/{}/{file}", task.pid, task.tid))
 }
 
 fn read_raw(proc: &Path, task: &Task, file: &str) -> Result<Vec<u8>, ReadFailure> {

@@ -100,27 +100,3 @@ fn open_checked(root: &Root, target: PokeTarget) -> Result<Result<OwnedFd, PokeO
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
-
-/// Set by the SIGINT handler that `catch_interrupt` installs.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_signal: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// From now on Ctrl-C (SIGINT) sets a flag instead of ending kgr, so that a
-/// long-running command can finish its report; `interrupted` reads it.
-pub fn catch_interrupt() {
-    // SAFETY: the handler only stores to an atomic (async-signal-safe).
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-    }
-}
-
-/// Whether Ctrl-C was pressed since `catch_interrupt`.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}

@@ -185,3 +185,16 @@ now_ms() {
 	*) echo $((n / 1000000)) ;;
 	esac
 }
+
+# artifact NAME FILE: hands FILE to the host through the serial console
+# (base64 lines between markers); the host writes it to
+# target/vm-lab/artifacts/<kernel>/NAME.
+artifact() {
+	if [ -r "$2" ]; then
+		echo "ARTIFACT-BEGIN $1"
+		base64 <"$2"
+		echo "ARTIFACT-END $1"
+	else
+		say "artifact $1: $2 is not readable"
+	fi
+}

@@ -309,6 +309,10 @@ kgr_run -v blocking --why
 say "blocking -v --why notes: $(show "$ERR")"
 if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | head -n 1 | grep -q '^ *TID  COMM'; then pass why.human_header; else fail why.human_header "expected a TID COMM ... header; got $(got)"; fi
 if printf '%s\n' "$ERR" | grep -q "the kernel's verdicts for"; then pass why.v_note; else fail why.v_note "expected a -v note on the kernel's verdicts; got $(got)"; fi
+kill -9 "$PA" 2>/dev/null
+# Only the kthread and the D reader are left: the kernel's fake signal moves
+# neither, so two runs see the same blockers.
+wait_for 5 not_blocking "$PA"
 for args in "blocking" "-v blocking" "-vv blocking"; do
 	# shellcheck disable=SC2086
 	kgr_gt $args
@@ -317,10 +321,6 @@ for args in "blocking" "-v blocking" "-vv blocking"; do
 	kgr_gt --no-ebpf $args
 	expect "why.no_ebpf_same.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
 done
-kill -9 "$PA" 2>/dev/null
-# Only the kthread and the D reader are left: the kernel's fake signal moves
-# neither, so two runs see the same blockers.
-wait_for 5 not_blocking "$PA"
 # The eBPF task snapshot (iter/task) forced at this small scale: -v says
 # the snapshot was taken, and it answers the same as the procfs scan.
 kgr_run --force-ebpf -v blocking
@@ -333,6 +333,19 @@ for args in "blocking" "-v blocking" "-vv blocking" "--json blocking"; do
 	kgr_run --force-ebpf $args
 	expect "snapshot.same_as_procfs.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
 done
+
+# An offline snapshot of this blocked transition (issue 6), with the live
+# answers taken right after it: the host reads the snapshot back with
+# `kgr --root` and must print the same (xtask's snapshot.host_same_* checks).
+timeout 30 kgr -v snapshot -o /tmp/snap.tar.gz >/tmp/snap.log 2>&1
+SRC=$?
+timeout 30 kgr -vv blocking >/tmp/blocking-vv.out 2>/dev/null
+timeout 30 kgr --json -vv blocking >/tmp/blocking-json-vv.out 2>/dev/null
+say "snapshot: rc $SRC, $(wc -c </tmp/snap.tar.gz 2>/dev/null) bytes; $(show "$(tail -n 3 /tmp/snap.log)")"
+expect snapshot.guest_written 0 "$SRC"
+artifact snap.tar.gz /tmp/snap.tar.gz
+artifact blocking-vv.out /tmp/blocking-vv.out
+artifact blocking-json-vv.out /tmp/blocking-json-vv.out
 
 echo 1 >"$BLK/release"
 if wait_for 15 no_transition; then pass why.completes; else fail why.completes "expected the transition to end after the release; still blocking: $(show "$(gt_blocking)")"; fi
@@ -359,5 +372,89 @@ if [ "$SW" -gt 0 ]; then pass monitor.switches; else fail monitor.switches "expe
 expect monitor.summary "completed ebpf $SW 0" "$(tail -n 1 /tmp/mon.json | jsonck .outcome .source .threads_switched .reversals | tr '\n' ' ' | sed 's/ $//')"
 wait_for 5 no_transition
 if rmmod livepatch_test; then pass lab.monitor.rmmod; else fail lab.monitor.rmmod "rmmod livepatch_test failed"; fi
+
+# ------------------------------------- a picture of the transition (issue 6)
+# `monitor --once --report` across a patching transition held up by the
+# kthread and a D-state reader until they are released a few seconds later;
+# the SVG goes to the host, which rasterises it (xtask's report.* checks).
+echo 1 >"$BLK/arm"
+cat "$BLK/wait" >/dev/null &
+RD=$!
+wait_for 5 stack_has "$KT" klp_busy_sleeper
+wait_for 5 state_is "$RD" D
+rm -f /tmp/t.svg
+timeout 60 kgr -v monitor --once --timeout 50 --report /tmp/t.svg >/tmp/rep.out 2>/tmp/rep.err &
+MON=$!
+wait_for 10 file_has /tmp/rep.out "following live patch transitions"
+insmod "$MODDIR/livepatch_test.ko" || fail lab.report.insmod_patch "insmod failed"
+sleep 5
+G=$(gt_blocking)
+missing=
+for t in "$KT" "$RD"; do in_list "$G" "$t" || missing="$missing $t"; done
+expect lab.report.blocked "" "$missing"
+echo 1 >"$BLK/release"
+wait "$MON"
+MRC=$?
+say "monitor --report: $(show "$(grep -v switched /tmp/rep.out)"); notes: $(show "$(cat /tmp/rep.err)")"
+expect report.exit 0 "$MRC"
+if head -c 200 /tmp/t.svg 2>/dev/null | grep -q "<svg"; then pass report.svg_written; else fail report.svg_written "expected an SVG in /tmp/t.svg; got '$(head -c 200 /tmp/t.svg 2>/dev/null)'"; fi
+if grep -q "klp_busy_sleeper" /tmp/t.svg 2>/dev/null && grep -q "completion" /tmp/t.svg 2>/dev/null; then pass report.svg_labels; else fail report.svg_labels "expected the blocker's function klp_busy_sleeper and a completion marker in the SVG"; fi
+artifact transition.svg /tmp/t.svg
+wait_for 5 no_transition
+wait
+
+# ------------------------------- monitor: reversals and force (issue 4)
+# `monitor --once --json` follows one transition through everything: a
+# patching transition held up by the kthread (asleep in klp_busy_sleeper),
+# reversed to unpatching (held up by a pause() sleeper in the patch's own
+# livepatch_sys_pause), reversed again to patching (the kthread holds it
+# again), then forced. Two reversals, so that what is forced is a patching
+# transition: a forced patch's module can never be removed (the kernel no
+# longer puts its reference), and a forced unpatching would leave the lab
+# with an unpatched kernel and a stuck module. So this runs LAST: nothing
+# after it may need to rmmod livepatch_test; new scenarios go above it.
+if [ -d "$LP/$PATCH" ]; then
+	echo 0 >"$LP/$PATCH/enabled"
+	wait_for 10 no_transition
+	rmmod livepatch_test || fail lab.force.rmmod_before "rmmod livepatch_test failed"
+fi
+echo 1 >"$BLK/arm"
+wait_for 5 stack_has "$KT" klp_busy_sleeper
+timeout 40 kgr -v monitor --once --timeout 30 --json >/tmp/force.json 2>/tmp/force.err &
+MON=$!
+wait_for 10 file_has /tmp/force.json '"event":"monitoring"'
+insmod "$MODDIR/livepatch_test.ko" || fail lab.force.insmod_patch "insmod failed"
+# Forked after this shell switched: it sleeps in the new function.
+lab_pause &
+A5=$!
+wait_for 5 stack_has "$A5" livepatch_sys_pause
+sleep 1
+expect lab.force.patching_held "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+echo 0 >"$LP/$PATCH/enabled"
+sleep 1
+expect lab.force.unpatching_held "0 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+echo 1 >"$LP/$PATCH/enabled"
+# A blocker sample (each second) after the second reversal.
+sleep 2
+expect lab.force.patching_again_held "1 1" "$(rd $LP/$PATCH/enabled) $(rd $LP/$PATCH/transition)"
+echo 1 >"$LP/$PATCH/force"
+wait "$MON"
+MRC=$?
+wait_for 5 no_transition
+FS=$(tail -n 1 /tmp/force.json)
+say "monitor (force): $(grep -c . /tmp/force.json) lines, summary $FS; notes: $(show "$(cat /tmp/force.err)")"
+expect force.exit 0 "$MRC"
+expect force.events "monitoring start reverse reverse force complete summary" "$(grep -v -e '"event":"switch"' -e '"event":"round"' /tmp/force.json | sed 's/^{"event":"\([a-z_]*\)".*/\1/' | tr '\n' ' ' | sed 's/ $//')"
+expect force.start "1" "$(grep '"event":"start"' /tmp/force.json | grep '"source":"ebpf"' | grep '"target":"patched"' | grep -c '"already_running":false')"
+expect force.reverse_targets "unpatched patched" "$(grep '"event":"reverse"' /tmp/force.json | sed 's/.*"target":"\([a-z]*\)".*/\1/' | tr '\n' ' ' | sed 's/ $//')"
+expect force.summary "completed ebpf patched 2 true" "$(printf '%s\n' "$FS" | jsonck .outcome .source .target .reversals .forced | tr '\n' ' ' | sed 's/ $//')"
+printf '%s\n' "$FS" | jsonck '.blockers[].tid' >/tmp/force.tids
+printf '%s\n' "$FS" | jsonck '.blockers[].function' >/tmp/force.funcs
+printf '%s\n' "$FS" | jsonck '.blockers[].reason' >/tmp/force.reasons
+expect force.summary_blocker "klp_busy_sleeper sleeping_on_patched_function" "$(awk -v t="$KT" 'FILENAME == ARGV[1] { tid[FNR] = $0; next } FILENAME == ARGV[2] { if (tid[FNR] == t) f = $0; next } tid[FNR] == t { print f, $0 }' /tmp/force.tids /tmp/force.funcs /tmp/force.reasons)"
+if [ "$(rd $LP/$PATCH/enabled)" = 1 ] && grep -q "kgr-lab: livepatch_test is active" /proc/cmdline; then pass lab.force.patched; else fail lab.force.patched "expected the forced patch enabled and active"; fi
+kill -9 "$A5" 2>/dev/null
+echo 1 >"$BLK/release"
+wait
 
 finish

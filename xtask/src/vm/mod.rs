@@ -6,7 +6,9 @@
 //! and lists, the kernels (downloaded with `apt-get download`, unpacked with
 //! `dpkg -x`), the built modules, guest programs, static kgr and initramfs.
 
+mod artifact;
 mod cpio;
+mod host_checks;
 mod qemu;
 mod setup;
 

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::artifact::{self, Artifacts};
 use super::setup::{initramfs_path, vmlinuz};
-use super::{progress, Kernel, Lab};
+use super::{host_checks, progress, Kernel, Lab};
 
 /// The guest ran: its serial lines, how qemu ended, where the log is.
 struct Run {
@@ -18,6 +19,8 @@ struct Run {
     timed_out: bool,
     log: PathBuf,
     secs: f64,
+    /// The files the guest handed out (their lines are not in `lines`).
+    artifacts: Artifacts,
 }
 
 /// Guest memory of the test and demo boots.
@@ -64,6 +67,7 @@ fn boot(
     let started = Instant::now();
     let mut logf = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let mut lines = Vec::new();
+    let mut artifacts = Artifacts::default();
     if let Some(out) = child.stdout.take() {
         let mut r = BufReader::new(out);
         let mut buf = Vec::new();
@@ -75,6 +79,9 @@ fn boot(
             logf.write_all(&buf)?;
             let line = String::from_utf8_lossy(&buf);
             let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
+            if artifacts.take(&line) {
+                continue;
+            }
             on_line(&line);
             lines.push(line);
         }
@@ -91,6 +98,7 @@ fn boot(
         timed_out,
         log,
         secs,
+        artifacts,
     })
 }
 
@@ -144,7 +152,7 @@ fn result_line(line: &str) -> Option<(u32, u32)> {
 /// Runs the scenarios on kernel `k`: (passed, failed).
 pub fn test(lab: &Lab, k: Kernel, timeout: u64) -> Result<(u32, u32)> {
     let tag = k.key;
-    let run = boot(lab, k, "test", (MEMORY, ""), timeout, |l| {
+    let mut run = boot(lab, k, "test", (MEMORY, ""), timeout, |l| {
         if l.starts_with("PASS ") || l.starts_with("FAIL ") || l.starts_with("lab: ") {
             println!("vm {tag}: {l}");
         }
@@ -159,6 +167,17 @@ pub fn test(lab: &Lab, k: Kernel, timeout: u64) -> Result<(u32, u32)> {
         bail!("the guest printed no `N passed, N failed` line");
     };
     let failed = failed.max(u32::try_from(fails).unwrap_or(u32::MAX));
+    let dir = artifact::dir(&lab.cache, tag);
+    let broken = run.artifacts.save(&dir)?;
+    for b in &broken {
+        println!("vm {tag}: broken artifact {b}");
+    }
+    println!(
+        "vm {tag}: guest {passed} passed, {failed} failed; artifacts in {}",
+        rel(lab, &dir)
+    );
+    let (hp, hf) = host_checks::run(lab, &dir, |l| println!("vm {tag}: {l}"));
+    let (passed, failed) = (passed + hp, failed + hf);
     println!(
         "vm {tag}: {passed} passed, {failed} failed ({:.0} s; log {})",
         run.secs,

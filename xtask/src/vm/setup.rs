@@ -21,6 +21,8 @@ const HOST_PACKAGES: &[&str] = &[
     "gcc",
     "make",
     "libc6-dev",
+    // rsvg-convert: rasterises the guest's `monitor --report` picture.
+    "librsvg2-bin",
 ];
 
 /// Where the static kgr lands.

@@ -96,6 +96,11 @@ impl Btf {
         Btf::parse(data).with_context(|| format!("parsing {}", path.display()))
     }
 
+    /// The blob as read, for aya's parser (one read of vmlinux's BTF, not two).
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Indexes a little-endian BTF blob (the kernel's own byte order on
     /// every architecture kgr runs on).
     pub fn parse(data: Vec<u8>) -> Result<Btf> {

@@ -52,10 +52,7 @@ impl TransitionTracer {
     pub fn hooks(&self) -> (&[&'static str], &[Unavailable]) {
         match *self {}
     }
-    pub fn drain(&mut self, _into: &mut Vec<TimedEvent>) {
-        match *self {}
-    }
-    pub fn wait(&self, _timeout: Duration) {
+    pub async fn next_events(&mut self, _into: &mut Vec<TimedEvent>) -> std::io::Result<()> {
         match *self {}
     }
     pub fn lost(&self) -> u64 {

@@ -37,7 +37,7 @@ impl TaskIterator {
         if need_live_patching && !live_patching {
             return Err(Unavailable::NoLivePatching);
         }
-        let mut ebpf = kernel.load()?;
+        let mut ebpf = kernel.load_for_snapshot()?;
         let program: &mut Iter = program(&mut ebpf)?;
         program
             .load("task", &kernel.aya)

@@ -1,6 +1,7 @@
 //! The transition tracer: fentry/fexit on the kernel's klp functions
 //! (kernel/livepatch/transition.c), each attached only where this kernel has
-//! and allows it, read from the `TRANSITION_EVENTS` ring buffer.
+//! and allows it, read from the `TRANSITION_EVENTS` ring buffer through
+//! tokio (`AsyncFd`: woken by the kernel's ring buffer notification).
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{FEntry, FExit};
@@ -10,6 +11,8 @@ use kgr_common::{
     EVENT_FORCE, EVENT_INIT, EVENT_REVERSE, EVENT_ROUND, EVENT_START, EVENT_UPDATE,
     GLOBAL_IGNORE_TGID, GLOBAL_OFFSET_MODULE_NAME, GLOBAL_OFFSET_PATCH_MOD, OFFSET_ABSENT,
 };
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::model::{KernelEvent, SwitchVia, Target};
 
@@ -55,7 +58,8 @@ const REQUIRED: [&str; 2] = ["klp_start_transition", "klp_complete_transition"];
 /// Attached while it lives; detached on drop.
 pub struct TransitionTracer {
     ebpf: Ebpf,
-    events: RingBuf<MapData>,
+    /// Registered with the tokio runtime `attach` ran in.
+    events: AsyncFd<RingBuf<MapData>>,
     attached: Vec<&'static str>,
     skipped: Vec<Unavailable>,
 }
@@ -65,6 +69,8 @@ pub type TimedEvent = (u64, KernelEvent);
 
 impl TransitionTracer {
     /// Loads the object and attaches every hook this kernel has and allows.
+    /// Runs inside a tokio runtime (with I/O), whose reactor then watches
+    /// the ring buffer.
     pub fn attach() -> Result<TransitionTracer, Unavailable> {
         let kernel = Kernel::read()?;
         if kernel.offsets.patch_state.is_none() {
@@ -117,6 +123,10 @@ impl TransitionTracer {
                 error: "no ring buffer in the object".into(),
             })?;
         let events = RingBuf::try_from(map).map_err(|e| unavailable("the ring buffer", &e))?;
+        // SAFETY: the ring buffer owns its map's fd: open, and the same, for
+        // as long as the `AsyncFd` owns the ring buffer.
+        let events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(|e| unavailable("the ring buffer", &std::io::Error::from(e)))?;
         Ok(TransitionTracer {
             ebpf,
             events,
@@ -130,9 +140,12 @@ impl TransitionTracer {
         (&self.attached, &self.skipped)
     }
 
-    /// Moves every pending event into `into`.
-    pub fn drain(&mut self, into: &mut Vec<TimedEvent>) {
-        while let Some(item) = self.events.next() {
+    /// Waits until the kernel has written events, then moves every pending
+    /// one into `into`.
+    pub async fn next_events(&mut self, into: &mut Vec<TimedEvent>) -> std::io::Result<()> {
+        let mut ready = self.events.readable_mut().await?;
+        let ring = ready.get_inner_mut();
+        while let Some(item) = ring.next() {
             if item.len() < size_of::<TransitionEvent>() {
                 continue;
             }
@@ -144,19 +157,10 @@ impl TransitionTracer {
                 into.push((raw.time_ns, event));
             }
         }
-    }
-
-    /// Sleeps until an event is pending or `timeout` passes (poll(2) on the
-    /// ring buffer: no latency, no busy loop).
-    pub fn wait(&self, timeout: std::time::Duration) {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let mut fds = [PollFd::new(&self.events, PollFlags::IN)];
-        let timeout = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        // EINTR (Ctrl-C) or an error: the caller's loop looks again.
-        let _ = poll(&mut fds, Some(&timeout));
+        // Drained: wait for the next notification (one that came meanwhile
+        // is kept by tokio).
+        ready.clear_ready();
+        Ok(())
     }
 
     /// Events the kernel could not deliver (ring buffer full).
