@@ -669,38 +669,19 @@ pub(crate) fn build_guest_programs(lab: &Lab) -> Result<Vec<PathBuf>> {
 /// A static kgr (glibc, crt-static), in its own target dir so that it does
 /// not contend with the main build for the lock.
 fn build_static_kgr(lab: &Lab) -> Result<PathBuf> {
-    let target_dir = lab.cache.join("kgr-build");
     progress("building static kgr (cargo build --release -p kgr, crt-static)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "kgr",
-            "--target",
-            KGR_TARGET,
-        ])
-        .current_dir(&lab.root)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running {cargo}"))?;
-    if !status.success() {
-        bail!("building the static kgr failed ({status})");
-    }
-    let bin = target_dir.join(KGR_TARGET).join("release").join("kgr");
-    if !bin.exists() {
-        bail!("cargo left no {}", bin.display());
-    }
-    Ok(bin)
+    build_static(lab, "kgr")
 }
 
 /// The benchmark's plain Rust procfs scan (`bench-scan`), static like kgr
 /// and in kgr's target dir (it shares no dependencies with kgr).
 pub(crate) fn build_static_bench_scan(lab: &Lab) -> Result<PathBuf> {
+    build_static(lab, "bench-scan")
+}
+
+/// Builds the workspace package `package` (whose binary has its name)
+/// statically for the guest, in the lab's own target dir.
+fn build_static(lab: &Lab, package: &str) -> Result<PathBuf> {
     let target_dir = lab.cache.join("kgr-build");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
@@ -709,7 +690,7 @@ pub(crate) fn build_static_bench_scan(lab: &Lab) -> Result<PathBuf> {
             "--release",
             "--quiet",
             "-p",
-            "bench-scan",
+            package,
             "--target",
             KGR_TARGET,
         ])
@@ -720,12 +701,9 @@ pub(crate) fn build_static_bench_scan(lab: &Lab) -> Result<PathBuf> {
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
-        bail!("building the static bench-scan failed ({status})");
+        bail!("building the static {package} failed ({status})");
     }
-    let bin = target_dir
-        .join(KGR_TARGET)
-        .join("release")
-        .join("bench-scan");
+    let bin = target_dir.join(KGR_TARGET).join("release").join(package);
     if !bin.exists() {
         bail!("cargo left no {}", bin.display());
     }
