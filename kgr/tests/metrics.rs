@@ -2,23 +2,14 @@
 //! (Debian's `prometheus` package; `cargo xtask test` installs it), and the
 //! textfile is written atomically.
 
+mod common;
+
+use common::{fixture, kgr};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn kgr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kgr"))
-        .args(args)
-        .output()
-        .expect("running kgr")
-}
-
-fn fixture(case: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-        .to_string_lossy()
-        .into_owned()
+fn fixture_str(case: &str) -> String {
+    fixture(case).to_string_lossy().into_owned()
 }
 
 fn promtool_check(text: &[u8]) -> Option<Output> {
@@ -46,7 +37,7 @@ fn value(text: &str, series: &str) -> Option<String> {
 
 #[test]
 fn metrics_of_a_blocked_transition() {
-    let out = kgr(&["--root", &fixture("patching-6.12"), "metrics"]);
+    let out = kgr(&["--root", &fixture_str("patching-6.12"), "metrics"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout.clone()).expect("utf-8");
     assert_eq!(
@@ -82,7 +73,7 @@ fn metrics_of_a_blocked_transition() {
 
 #[test]
 fn metrics_without_live_patching() {
-    let out = kgr(&["--root", &fixture("no-livepatch"), "metrics"]);
+    let out = kgr(&["--root", &fixture_str("no-livepatch"), "metrics"]);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert_eq!(
         value(&text, "kgr_livepatch_supported").as_deref(),
@@ -101,7 +92,7 @@ fn textfile_is_written_whole_and_alone() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = kgr(&[
         "--root",
-        &fixture("unpatching-6.12"),
+        &fixture_str("unpatching-6.12"),
         "metrics",
         "--textfile",
         dir.to_str().expect("utf-8"),
@@ -118,7 +109,7 @@ fn textfile_is_written_whole_and_alone() {
         .collect();
     assert_eq!(names, ["kgr.prom"], "only kgr.prom, no temporary file left");
     let text = std::fs::read(dir.join("kgr.prom")).expect("reading kgr.prom");
-    let printed = kgr(&["--root", &fixture("unpatching-6.12"), "metrics"]).stdout;
+    let printed = kgr(&["--root", &fixture_str("unpatching-6.12"), "metrics"]).stdout;
     assert_eq!(
         text.len(),
         printed.len(),

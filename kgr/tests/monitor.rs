@@ -1,24 +1,14 @@
 //! `kgr monitor`: the exit statuses of docs/output.md on this host and on
 //! fixture trees, where it polls sysfs (no eBPF under `--root`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixture, kgr};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn kgr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kgr"))
-        .args(args)
-        .output()
-        .expect("running kgr")
-}
-
-fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-}
 
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)

@@ -1,15 +1,10 @@
 //! `kgr snapshot` round trip: an archive taken of a tree answers every
 //! command exactly as the tree itself does.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn kgr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kgr"))
-        .args(args)
-        .output()
-        .expect("running kgr")
-}
+use common::kgr;
+use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("kgr-snapshot-test-{}-{name}", std::process::id()))

@@ -2,24 +2,13 @@
 //! `--root`), frames matched against the patch's functions by address
 //! through `proc/kallsyms`.
 
+mod common;
+
+use common::{fixture, kgr};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn kgr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kgr"))
-        .args(args)
-        .output()
-        .expect("running kgr")
-}
-
-fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-}
 
 fn why_json(root: &Path) -> Value {
     let out = kgr(&[
