@@ -16,6 +16,9 @@ _kgr() {
             ",$1")
                 cmd="kgr"
                 ;;
+            kgr,bench-iterator)
+                cmd="kgr__subcmd__bench__subcmd__iterator"
+                ;;
             kgr,blocking)
                 cmd="kgr__subcmd__blocking"
                 ;;
@@ -50,12 +53,34 @@ _kgr() {
 
     case "${cmd}" in
         kgr)
-            opts="-v -h -V --verbose --json --root --no-ebpf --force-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics monitor"
+            opts="-v -h -V --verbose --json --root --no-ebpf --force-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics monitor bench-iterator"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kgr__subcmd__bench__subcmd__iterator)
+            opts="-v -h --repeat --verbose --json --root --no-ebpf --force-ebpf --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --repeat)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -144,7 +169,7 @@ _kgr() {
             return 0
             ;;
         kgr__subcmd__monitor)
-            opts="-v -h --once --timeout --listen --report --verbose --json --root --no-ebpf --force-ebpf --help"
+            opts="-v -h --once --timeout --listen --report --no-pin --verbose --json --root --no-ebpf --force-ebpf --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -38,6 +38,12 @@ pub struct TaskRecord {
 }
 
 const _: () = assert!(core::mem::size_of::<TaskRecord>() == 44);
+
+/// The version of `TaskRecord` and of the `iter/task` program's output. A
+/// task iterator pinned by one kgr (`kgr monitor`) is read by another
+/// (`kgr blocking`) only when both name the same version in the pin's name:
+/// raise it with any change to the record or to what the program writes.
+pub const TASK_RECORD_VERSION: u32 = 1;
 const _: () = assert!(core::mem::align_of::<TaskRecord>() == 4);
 
 /// The byte offsets of the `task_struct` members the programs read, found in

@@ -82,6 +82,17 @@ pub enum Command {
     /// lines), a summary at the end or on Ctrl-C. Uses eBPF on the kernel's
     /// klp functions, else polls sysfs every 200 ms.
     Monitor(MonitorArgs),
+    /// For `cargo xtask bench`: load the task iterator once, then time N
+    /// bare passes over every task (the floor of any snapshot).
+    #[command(name = "bench-iterator", hide = true)]
+    BenchIterator(BenchIteratorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIteratorArgs {
+    /// Passes to time after the load.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +111,11 @@ pub struct MonitorArgs {
     /// left over time, its events, the last blockers and their functions.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Do not pin the eBPF task iterator (by default it is pinned in
+    /// /sys/fs/bpf/kgr while monitor runs, and `kgr blocking` reads it
+    /// there instead of loading a program of its own).
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 #[derive(Debug, Args)]

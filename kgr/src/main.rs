@@ -164,6 +164,7 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 tty: io::stdout().is_terminal(),
                 listen: args.listen.clone(),
                 report: args.report.clone(),
+                pin: !args.no_pin,
             };
             let outcome = commands::monitor::run(ctx, options, out)?;
             Ok(match outcome {
@@ -171,6 +172,10 @@ fn run(command: &Command, ctx: &mut Context, out: &mut impl Write) -> anyhow::Re
                 _ if args.once => EXIT_MONITOR_NOT_COMPLETED,
                 _ => EXIT_OK,
             })
+        }
+        Command::BenchIterator(args) => {
+            commands::bench_iterator::run(ctx, args.repeat, out)?;
+            Ok(EXIT_OK)
         }
         Command::Snapshot(args) => {
             let report = commands::snapshot::run(ctx, &args.output)?;

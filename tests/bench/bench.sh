@@ -8,12 +8,17 @@
 #   cp kgr --no-ebpf blocking (when kgr has --no-ebpf)
 #   s  kgr status
 #   w  kgr blocking --why (when kgr has it)
+#   d  the floor: bare passes of kgr's task iterator, loaded once
+#      (`kgr bench-iterator`), and dload its load
+#   cm kgr blocking while a `kgr monitor` runs (its pinned task iterator)
 # and kgr -v blocking for kgr's own account of the path it took (the eBPF
-# task snapshot's load and read times). Prints "BENCH ..." lines that
+# task snapshot's load and read times). Before that, the tracer's cost: a
+# getppid loop (bench_getppid) with no kgr and with `kgr monitor` running,
+# without a transition and during one. Prints "BENCH ..." lines that
 # `cargo xtask bench` parses; never judges the times.
 #
 # Parameters (kernel command line): kgrlab_counts=1000,10000,50000
-# kgrlab_repeat=5 kgrlab_abudget=60 (seconds of shell scan per count; at
+# kgrlab_repeat=5 kgrlab_calls=200000 (getppid calls per loop) kgrlab_abudget=60 (seconds of shell scan per count; at
 # least one run unless a run is predicted to take over kgrlab_acap=300 s).
 . /lab/lib.sh
 
@@ -39,7 +44,46 @@ HAVE_NOEBPF=no
 kgr --help 2>&1 | grep -q -- --no-ebpf && HAVE_NOEBPF=yes
 HAVE_WHY=no
 kgr blocking --help 2>&1 | grep -q -- --why && HAVE_WHY=yes
-bench "features no_ebpf=$HAVE_NOEBPF why=$HAVE_WHY"
+HAVE_ITER=no
+kgr bench-iterator --help >/dev/null 2>&1 && HAVE_ITER=yes
+HAVE_PIN=no
+kgr monitor --help 2>&1 | grep -q -- --no-pin && HAVE_PIN=yes
+bench "features no_ebpf=$HAVE_NOEBPF why=$HAVE_WHY iterator=$HAVE_ITER pin=$HAVE_PIN"
+CALLS=${kgrlab_calls:-200000}
+
+# A `kgr monitor` in the background, once it has pinned its task iterator
+# (or, without pinning, once it said it follows); sets MP.
+start_monitor() {
+	kgr -v monitor >/dev/null 2>$T/monitor.err &
+	MP=$!
+	i=0
+	until ls /sys/fs/bpf/kgr 2>/dev/null | grep -q -- "-$MP\$" || grep -q "following\|polling" $T/monitor.err; do
+		[ $i -ge 150 ] && break
+		sleep 0.2
+		i=$((i + 1))
+	done
+}
+stop_monitor() {
+	kill -TERM $MP 2>/dev/null
+	wait $MP 2>/dev/null
+}
+
+# overhead PHASE: the getppid loop without and with a running monitor, in
+# alternating rounds (the monitor's start is not in the loop's time).
+overhead() {
+	r=1
+	while [ $r -le $REPEAT ]; do
+		bench "overhead phase=$1 cond=none ns_per_call=$(bench_getppid $CALLS)"
+		start_monitor
+		sleep 2
+		bench "overhead phase=$1 cond=monitor ns_per_call=$(bench_getppid $CALLS)"
+		stop_monitor
+		r=$((r + 1))
+	done
+	bench "monitor phase=$1 $(tr '\n' ' ' <$T/monitor.err | head -c 300)"
+}
+
+overhead idle
 
 # ------------------------------------------------ the blocked transition
 insmod "$MODDIR/klp_blocker.ko" || { bench "error insmod klp_blocker failed"; exit 1; }
@@ -54,6 +98,7 @@ if [ "$(rd $LP/$PATCH/transition)" != 1 ]; then
 	exit 1
 fi
 bench "transition patch=$PATCH target=$(rd $LP/$PATCH/enabled) blocking=$(gt_blocking | tr '\n' ',')"
+overhead transition
 
 # one TOOL N: one timed run; prints "BENCH run ...", leaves stdout in $T/TOOL.out
 one() {
@@ -130,6 +175,33 @@ for n in $COUNTS; do
 		bench "check n=$n round=$r agree=$ok blocking=$(tr '\n' ',' <$T/c.out)"
 		r=$((r + 1))
 	done
+	if [ $HAVE_ITER = yes ]; then
+		if kgr bench-iterator --repeat "$REPEAT" >$T/d.out 2>$T/d.err; then
+			bench "run n=$n tool=dload ns=$(sed -n 's/^load_ns=//p' $T/d.out) rsskb=0 rc=0 lines=0"
+			sed -n 's/^read_ns=\([0-9]*\) records=\([0-9]*\)$/\1 \2/p' $T/d.out | while read -r ns records; do
+				bench "run n=$n tool=d ns=$ns rsskb=0 rc=0 lines=$records"
+			done
+		else
+			bench "stderr n=$n tool=d $(head -c 200 $T/d.err | tr '\n' ' ')"
+		fi
+	fi
+	if [ $HAVE_PIN = yes ]; then
+		start_monitor
+		sleep 1
+		one cmv $n kgr -v blocking
+		while read -r line; do
+			bench "note n=$n tool=cmv $line"
+		done <$T/cmv.out.err
+		r=1
+		while [ $r -le $REPEAT ]; do
+			one cm $n kgr blocking
+			ok=yes
+			cmp -s $T/b.out $T/cm.out || ok="no: b and cm differ"
+			bench "check n=$n round=cm$r agree=$ok blocking=$(tr '\n' ',' <$T/cm.out)"
+			r=$((r + 1))
+		done
+		stop_monitor
+	fi
 	rm -f $T/a.sorted
 done
 bench "done threads=$(threads_now)"

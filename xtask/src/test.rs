@@ -74,8 +74,29 @@ fn install_test_tools() -> Result<()> {
     Ok(())
 }
 
+/// Mounts the BPF filesystem at /sys/fs/bpf where the machine has not (as
+/// systemd does at boot), for the test of the pinned task iterator; without
+/// root that test says SKIPPED.
+pub fn mount_bpf_fs() {
+    let mounted = std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+    });
+    if mounted || !is_root() {
+        return;
+    }
+    let ok = Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("xtask: could not mount the BPF filesystem at /sys/fs/bpf; the pin test will say SKIPPED");
+    }
+}
+
 pub fn run(args: &TestArgs) -> Result<()> {
     install_test_tools()?;
+    mount_bpf_fs();
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",

@@ -1,6 +1,7 @@
 //! One file per command; each reads through `sources`, decides with `model`
 //! and returns a report (data) for `output` to render.
 
+pub mod bench_iterator;
 pub mod blocking;
 pub mod metrics;
 pub mod monitor;
@@ -144,18 +145,29 @@ fn snapshot_blockers(
         return Ok(Err(why));
     }
     let threads = procfs::thread_count(&ctx.root).unwrap_or(0);
-    if threads < SNAPSHOT_MIN_THREADS && !ctx.force_ebpf {
-        return Ok(Err(ebpf::Unavailable::FewThreads {
-            threads,
-            crossover: SNAPSHOT_MIN_THREADS,
-        }));
-    }
-    if let Err(why) = ebpf::pid_view_trusted(&ebpf::PidNamespace::read()) {
-        return Ok(Err(why));
-    }
-    let snapshot = match ebpf::task_snapshot() {
-        Ok(snapshot) => snapshot,
-        Err(why) => return Ok(Err(why)),
+    // A task iterator pinned by `kgr monitor` costs no load: it beats the
+    // procfs scan at any thread count.
+    let pinned = ebpf::pinned_snapshot(|| ebpf::pid_view_trusted(&ebpf::PidNamespace::read()));
+    let snapshot = match pinned {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) | Err(_) => {
+            if let Err(why) = pinned {
+                ctx.note(format!("pinned task iterator not used: {why}"));
+            }
+            if threads < SNAPSHOT_MIN_THREADS && !ctx.force_ebpf {
+                return Ok(Err(ebpf::Unavailable::FewThreads {
+                    threads,
+                    crossover: SNAPSHOT_MIN_THREADS,
+                }));
+            }
+            if let Err(why) = ebpf::pid_view_trusted(&ebpf::PidNamespace::read()) {
+                return Ok(Err(why));
+            }
+            match ebpf::task_snapshot() {
+                Ok(snapshot) => snapshot,
+                Err(why) => return Ok(Err(why)),
+            }
+        }
     };
     let seen = snapshot.threads.len() + snapshot.incomplete;
     if let Err(why) = ebpf::snapshot_count_trusted(seen, threads) {
@@ -167,12 +179,20 @@ fn snapshot_blockers(
             error: format!("{} tasks could not be read", snapshot.incomplete),
         }));
     }
-    ctx.note(format!(
-        "eBPF task snapshot: {} threads, {} ms to load, {} ms to read",
-        snapshot.threads.len(),
-        snapshot.load_time.as_millis(),
-        snapshot.pass_time.as_millis()
-    ));
+    match snapshot.pinned_by {
+        Some(pid) => ctx.note(format!(
+            "eBPF task snapshot (iterator pinned by kgr monitor {pid}): {} threads, {} ms to open, {} ms to read",
+            snapshot.threads.len(),
+            snapshot.load_time.as_millis(),
+            snapshot.pass_time.as_millis()
+        )),
+        None => ctx.note(format!(
+            "eBPF task snapshot: {} threads, {} ms to load, {} ms to read",
+            snapshot.threads.len(),
+            snapshot.load_time.as_millis(),
+            snapshot.pass_time.as_millis()
+        )),
+    }
     let mut scan = ThreadScan {
         examined: snapshot.threads.len(),
         ..ThreadScan::default()

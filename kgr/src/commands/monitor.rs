@@ -22,7 +22,7 @@ use crate::output::metrics_server::MetricsServer;
 use crate::output::monitor::{self as render, Progress};
 use crate::output::prometheus::{self, MonitorCounters};
 use crate::output::report_svg::{self, Timeline};
-use crate::sources::ebpf::{self, TimedEvent, TransitionTracer};
+use crate::sources::ebpf::{self, PinnedIterator, TimedEvent, TransitionTracer};
 use crate::sources::monotonic_ns;
 use crate::sources::sysfs::{Depth, Livepatching};
 
@@ -49,6 +49,8 @@ pub struct MonitorOptions {
     pub listen: Option<String>,
     /// Draw the followed transition into this SVG file at the end.
     pub report: Option<PathBuf>,
+    /// Pin the task iterator for `kgr blocking` while following.
+    pub pin: bool,
 }
 
 /// Follows transitions; returns how the last followed one ended.
@@ -76,6 +78,8 @@ async fn follow(
     system: Livepatching,
 ) -> Result<Outcome> {
     let mut tracer = attach(ctx);
+    // Unpinned when monitor ends (Ctrl-C and SIGTERM included).
+    let _pinned = if opts.pin { pin(ctx) } else { None };
     // Long-running: say now, not at exit, what is (not) used.
     for note in ctx.notes.drain(..) {
         eprintln!("kgr: {note}");
@@ -114,6 +118,8 @@ async fn follow(
     }
     // From now on Ctrl-C ends the loop with a summary instead of ending kgr.
     let mut interrupt = signal(SignalKind::interrupt()).context("catching Ctrl-C")?;
+    // `systemctl stop`: the same, so the summary is logged and the pin goes.
+    let mut terminate = signal(SignalKind::terminate()).context("catching SIGTERM")?;
     let json = ctx.json;
     let progress_line = opts.tty && !json;
     render::header(out, source, json)?;
@@ -148,6 +154,7 @@ async fn follow(
         tokio::select! {
             biased;
             _ = interrupt.recv() => break Outcome::Interrupted,
+            _ = terminate.recv() => break Outcome::Interrupted,
             () = until(deadline) => break Outcome::TimedOut,
             read = next_events(tracer.as_mut(), &mut events) => {
                 read.context("reading the transition events")?;
@@ -335,6 +342,29 @@ fn attach(ctx: &mut Context) -> Option<TransitionTracer> {
         }
         Err(why) => {
             ctx.note(format!("eBPF not used: {why}; {fallback}"));
+            None
+        }
+    }
+}
+
+/// The task iterator pinned for `kgr blocking`, or `None` with a `-v` note
+/// saying why not.
+fn pin(ctx: &mut Context) -> Option<PinnedIterator> {
+    let not_pinned = "kgr blocking loads its own";
+    if let Err(why) = ebpf::precheck(ctx.root.is_live(), ctx.no_ebpf) {
+        ctx.note(format!("task iterator not pinned: {why}; {not_pinned}"));
+        return None;
+    }
+    match PinnedIterator::pin() {
+        Ok(pinned) => {
+            ctx.note(format!(
+                "eBPF: task iterator pinned at {} for kgr blocking",
+                pinned.path().display()
+            ));
+            Some(pinned)
+        }
+        Err(why) => {
+            ctx.note(format!("task iterator not pinned: {why}; {not_pinned}"));
             None
         }
     }

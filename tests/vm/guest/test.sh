@@ -334,6 +334,46 @@ for args in "blocking" "-v blocking" "-vv blocking" "--json blocking"; do
 	expect "snapshot.same_as_procfs.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
 done
 
+# The task iterator pinned by a running `kgr monitor` (issue 5): `blocking`
+# reads it instead of loading a program (at any thread count), answers the
+# same as procfs, and the pin goes with the monitor. A killed monitor's pin
+# still answers, and the next monitor removes it.
+pin_of() { ls /sys/fs/bpf/kgr 2>/dev/null | grep "^task_iter-v[0-9]*-$1\$"; }
+has_pin() { [ -n "$(pin_of "$1")" ]; }
+no_pin() { [ -z "$(pin_of "$1")" ]; }
+kgr -v monitor >/tmp/pin-mon.out 2>/tmp/pin-mon.err &
+PM=$!
+if wait_for 20 has_pin "$PM"; then pass pinned.pinned; else fail pinned.pinned "no pin of monitor $PM in /sys/fs/bpf/kgr: $(ls /sys/fs/bpf/kgr 2>&1); notes: $(show "$(cat /tmp/pin-mon.err)")"; fi
+kgr_run -v blocking
+say "blocking -v with monitor $PM: $(show "$ERR")"
+if printf '%s\n' "$ERR" | grep -q "iterator pinned by kgr monitor $PM)"; then pass pinned.used; else fail pinned.used "expected the -v note of the pinned iterator of $PM; got $(got)"; fi
+for args in "blocking" "-v blocking" "-vv blocking" "--json blocking"; do
+	# shellcheck disable=SC2086
+	kgr_run --no-ebpf $args
+	A=$OUT
+	# shellcheck disable=SC2086
+	kgr_run $args
+	expect "pinned.same_as_procfs.$(echo "$args" | tr ' ' _)" "$A" "$OUT"
+done
+kill -TERM "$PM"
+wait "$PM"
+expect pinned.monitor_sigterm_exit 0 "$?"
+if grep -q "interrupted" /tmp/pin-mon.out; then pass pinned.monitor_summary; else fail pinned.monitor_summary "expected a summary after SIGTERM; got $(show "$(tail -n 3 /tmp/pin-mon.out)")"; fi
+if no_pin "$PM"; then pass pinned.removed; else fail pinned.removed "pin of $PM left after SIGTERM: $(pin_of "$PM")"; fi
+kgr monitor >/dev/null 2>&1 &
+PK=$!
+wait_for 20 has_pin "$PK"
+kill -9 "$PK"
+wait "$PK" 2>/dev/null
+kgr_run -v blocking
+if has_pin "$PK" && printf '%s\n' "$ERR" | grep -q "iterator pinned by kgr monitor $PK)"; then pass pinned.stale_used; else fail pinned.stale_used "expected the killed monitor's pin to answer; pin '$(pin_of "$PK")', $(got)"; fi
+kgr monitor >/dev/null 2>&1 &
+PN=$!
+wait_for 20 has_pin "$PN"
+if no_pin "$PK"; then pass pinned.stale_removed; else fail pinned.stale_removed "the next monitor $PN left the pin of $PK: $(ls /sys/fs/bpf/kgr)"; fi
+kill -TERM "$PN"
+wait "$PN"
+
 # An offline snapshot of this blocked transition (issue 6), with the live
 # answers taken right after it: the host reads the snapshot back with
 # `kgr --root` and must print the same (xtask's snapshot.host_same_* checks).

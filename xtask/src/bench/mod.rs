@@ -81,7 +81,8 @@ pub struct Point {
     pub n: usize,
     /// Threads in the system while measuring (/proc/loadavg).
     pub threads: usize,
-    /// Samples per tool key (`a`, `b`, `c`, `cp`, `s`, `w`, `d`, `dload`).
+    /// Samples per tool key (`a`, `b`, `c`, `cp`, `cm`, `s`, `w`, `d`,
+    /// `dload`).
     pub samples: BTreeMap<String, Vec<Sample>>,
     /// Why a tool was not measured here.
     pub missing: BTreeMap<String, String>,
@@ -141,6 +142,29 @@ pub struct Place {
     pub secs: f64,
     /// Facts worth a line in the report.
     pub remarks: Vec<String>,
+    /// The getppid loop's ns per call, by (phase, condition): phase `idle`
+    /// or `transition`, condition `none` or `monitor`.
+    pub overhead: BTreeMap<(String, String), Vec<f64>>,
+}
+
+impl Place {
+    /// The median ns per getppid call in `phase` under `cond`.
+    pub fn overhead_median(&self, phase: &str, cond: &str) -> Option<f64> {
+        let mut v = self
+            .overhead
+            .get(&(phase.to_string(), cond.to_string()))?
+            .clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        })
+    }
 }
 
 /// Runs the benchmark and writes `target/bench/report.{md,json}`.
@@ -323,6 +347,8 @@ fn host_points(
     let (kgr_s, scan_s) = (kgr.display().to_string(), scan.display().to_string());
     let tmp = out_dir.join("host-tmp");
     fs::create_dir_all(&tmp)?;
+    // Room for the largest count: pid numbers (restored when done).
+    let _pid_max = PidMax::raise(counts.iter().max().copied().unwrap_or(0) + threads_now() + 5000);
     let pid_max = read_num("/proc/sys/kernel/pid_max").unwrap_or(32768);
     let threads_max = read_num("/proc/sys/kernel/threads-max").unwrap_or(usize::MAX);
     place.remarks.push(format!(
@@ -330,7 +356,7 @@ fn host_points(
         root.strip_prefix(&lab.root).unwrap_or(&root).display()
     ));
     place.remarks.push(
-        "host: (d) not measured yet: this kernel has no live patching (task_struct has no patch_state), and kgr offers no way to run its task iterator alone".into(),
+        "host: (d) is `kgr bench-iterator`: the task iterator without patch_state (this kernel has none), loaded once, then bare passes; (c) with a monitor running is not measured here: `kgr monitor` needs live patching".into(),
     );
     let has_no_ebpf = Command::new(&kgr)
         .arg("--help")
@@ -394,15 +420,105 @@ fn host_points(
                 }
             }
         }
+        host_floor(&kgr_s, repeat, &tmp, &mut pt);
         pt.missing.insert(
-            "d".into(),
-            "not measured yet: no live patching on the host kernel; kgr offers no way to run its task iterator alone".into(),
+            "cm".into(),
+            "not measured: `kgr monitor` needs live patching, which the host kernel lacks".into(),
         );
         pt.missing
             .insert("a".into(), "not part of the host bench (issue 5)".into());
         place.points.push(pt);
     }
     Ok(())
+}
+
+/// (d) on the host: `kgr bench-iterator`, whose passes become samples.
+fn host_floor(kgr: &str, repeat: usize, tmp: &Path, pt: &mut Point) {
+    let o = Command::new(kgr)
+        .args(["bench-iterator", "--repeat", &repeat.to_string()])
+        .stdin(Stdio::null())
+        .output();
+    let o = match o {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            pt.missing.insert(
+                "d".into(),
+                format!(
+                    "not measured: kgr bench-iterator failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            );
+            return;
+        }
+        Err(e) => {
+            pt.missing
+                .insert("d".into(), format!("not measured: running {kgr}: {e}"));
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let _ = fs::write(tmp.join("d.out"), &text);
+    for line in text.lines() {
+        let f = kv(line);
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
+        if let Some(ns) = num("load_ns") {
+            pt.push(
+                "dload",
+                Sample {
+                    ns,
+                    ..Sample::default()
+                },
+            );
+        }
+        if let (Some(ns), Some(records)) = (num("read_ns"), num("records")) {
+            pt.push(
+                "d",
+                Sample {
+                    ns,
+                    lines: usize::try_from(records).unwrap_or(0),
+                    ..Sample::default()
+                },
+            );
+        }
+    }
+}
+
+/// kernel.pid_max raised for the bench, put back on drop.
+struct PidMax(Option<usize>);
+
+impl PidMax {
+    const PATH: &'static str = "/proc/sys/kernel/pid_max";
+
+    fn raise(wanted: usize) -> PidMax {
+        let Some(old) = read_num(Self::PATH) else {
+            return PidMax(None);
+        };
+        if old >= wanted {
+            return PidMax(None);
+        }
+        // The kernel's upper limit (PID_MAX_LIMIT on 64-bit).
+        let new = wanted.min(4_194_304);
+        match fs::write(Self::PATH, new.to_string()) {
+            Ok(()) => {
+                progress(&format!(
+                    "host: kernel.pid_max {old} -> {new} for the bench"
+                ));
+                PidMax(Some(old))
+            }
+            Err(e) => {
+                progress(&format!("host: cannot raise kernel.pid_max ({e})"));
+                PidMax(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidMax {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            let _ = fs::write(Self::PATH, old.to_string());
+        }
+    }
 }
 
 fn machine_line() -> String {
@@ -585,25 +701,30 @@ pub(crate) fn parse_guest(lines: &[String], place: &mut Place) {
             }
             "note" => {
                 let i = point(place);
-                let text = body.split_once(" tool=cv ").map_or(body, |(_, t)| t);
-                place.points[i].note(text);
-                if let Some((load, read)) = snapshot_times(text) {
-                    place.points[i].push(
-                        "d",
-                        Sample {
-                            ns: read,
-                            ..Sample::default()
-                        },
-                    );
-                    place.points[i].push(
-                        "dload",
-                        Sample {
-                            ns: load,
-                            ..Sample::default()
-                        },
-                    );
+                let (tool, text) = body
+                    .split_once(" tool=")
+                    .and_then(|(_, t)| t.split_once(' '))
+                    .unwrap_or(("cv", body));
+                let text = if tool == "cmv" {
+                    format!("(monitor running) {text}")
+                } else {
+                    text.to_string()
+                };
+                place.points[i].note(&text);
+            }
+            "overhead" => {
+                let per_call = f.get("ns_per_call").and_then(|v| v.parse::<f64>().ok());
+                if let (Some(phase), Some(cond), Some(ns)) =
+                    (f.get("phase"), f.get("cond"), per_call)
+                {
+                    place
+                        .overhead
+                        .entry((phase.to_string(), cond.to_string()))
+                        .or_default()
+                        .push(ns);
                 }
             }
+            "monitor" => place.remarks.push(format!("vm: kgr -v monitor ({body})")),
             "skip" => {
                 let i = point(place);
                 let pred = f
@@ -633,11 +754,14 @@ pub(crate) fn parse_guest(lines: &[String], place: &mut Place) {
                         .disagreements
                         .push(format!("round {}: {agree}", f.get("round").unwrap_or(&"?")));
                 }
-                place.points[i].blocking = f
-                    .get("blocking")
-                    .unwrap_or(&"")
-                    .trim_end_matches(',')
-                    .to_string();
+                // c's answer (the cm rounds are checked against b above).
+                if !f.get("round").is_some_and(|r| r.starts_with("cm")) {
+                    place.points[i].blocking = f
+                        .get("blocking")
+                        .unwrap_or(&"")
+                        .trim_end_matches(',')
+                        .to_string();
+                }
             }
             "error" => place.error = Some(body.to_string()),
             _ => {}
@@ -655,39 +779,21 @@ pub(crate) fn parse_guest(lines: &[String], place: &mut Place) {
             );
         }
         if pt.runs("d") == 0 {
-            let why = pt
-                .notes
-                .iter()
-                .find_map(|n| n.strip_prefix("kgr: eBPF not used: "))
-                .map_or_else(
-                    || "kgr printed no eBPF snapshot note".to_string(),
-                    |w| format!("kgr did not use eBPF ({w})"),
-                );
+            let why = if features.get("iterator").map(String::as_str) == Some("yes") {
+                "kgr bench-iterator failed (see the problems)"
+            } else {
+                "kgr has no `bench-iterator`"
+            };
+            pt.missing
+                .insert("d".into(), format!("not measured: {why}"));
+        }
+        if pt.runs("cm") == 0 {
             pt.missing.insert(
-                "d".into(),
-                format!(
-                    "not measured yet: {why}, and kgr offers no way to run its task iterator alone"
-                ),
+                "cm".into(),
+                "not measured: kgr monitor has no --no-pin (pins nothing)".into(),
             );
         }
     }
-}
-
-/// `eBPF task snapshot: N threads, X ms to load, Y ms to read` (kgr -v):
-/// (load, read) in ns.
-fn snapshot_times(note: &str) -> Option<(u64, u64)> {
-    let rest = note.split_once("eBPF task snapshot: ")?.1;
-    let mut load = None;
-    let mut read = None;
-    for part in rest.split(", ") {
-        let w: Vec<&str> = part.split_whitespace().collect();
-        match w.as_slice() {
-            [v, "ms", "to", "load"] => load = v.parse::<u64>().ok(),
-            [v, "ms", "to", "read"] => read = v.parse::<u64>().ok(),
-            _ => {}
-        }
-    }
-    Some((load? * 1_000_000, read? * 1_000_000))
 }
 
 #[cfg(test)]
@@ -695,24 +801,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_note() {
-        assert_eq!(
-            snapshot_times("kgr: eBPF task snapshot: 50123 threads, 140 ms to load, 12 ms to read"),
-            Some((140_000_000, 12_000_000))
-        );
-        assert_eq!(snapshot_times("kgr: eBPF not used: not root"), None);
-    }
-
-    #[test]
     fn guest_lines() {
         let lines: Vec<String> = [
             "BENCH info kernel=6.12.1 nproc=2 memkb=4000000 repeat=1",
-            "BENCH features no_ebpf=yes why=no",
+            "BENCH features no_ebpf=yes why=no iterator=yes pin=yes",
+            "BENCH overhead phase=idle cond=none ns_per_call=1000.000",
+            "BENCH overhead phase=idle cond=monitor ns_per_call=1010.500",
+            "BENCH overhead phase=idle cond=none ns_per_call=1200.000",
             "BENCH point n=1000 threads=1100",
             "BENCH run n=1000 tool=b ns=5000000 rsskb=900 rc=0 lines=2",
             "BENCH run n=1000 tool=c ns=4000000 rsskb=2000 rc=0 lines=2",
             "BENCH note n=1000 tool=cv kgr: eBPF not used: 1100 threads, procfs is faster below 5000",
             "BENCH check n=1000 round=1 agree=yes blocking=12,13,",
+            "BENCH run n=1000 tool=dload ns=90000000 rsskb=0 rc=0 lines=0",
+            "BENCH run n=1000 tool=d ns=3000000 rsskb=0 rc=0 lines=1100",
+            "BENCH run n=1000 tool=d ns=2000000 rsskb=0 rc=0 lines=1100",
+            "BENCH note n=1000 tool=cmv kgr: eBPF task snapshot (iterator pinned by kgr monitor 77): 1100 threads",
+            "BENCH check n=1000 round=cm1 agree=no: b and cm differ blocking=12,",
             "BENCH done threads=1100",
         ]
         .iter()
@@ -725,8 +830,18 @@ mod tests {
         assert_eq!(p.threads, 1100);
         assert_eq!(p.median_ns("b"), Some(5_000_000));
         assert_eq!(p.blocking, "12,13");
-        assert!(p.disagreements.is_empty());
-        assert!(p.missing["d"].contains("procfs is faster below 5000"));
+        assert_eq!(p.median_ns("d"), Some(2_500_000));
+        assert_eq!(p.median_ns("dload"), Some(90_000_000));
+        assert!(!p.missing.contains_key("d"));
+        assert_eq!(p.disagreements, ["round cm1: no: b and cm differ"]);
+        assert!(p.notes[0].contains("procfs is faster below 5000"));
+        assert!(
+            p.notes[1].starts_with("(monitor running) kgr: eBPF task snapshot (iterator pinned")
+        );
         assert!(p.missing["w"].contains("--why"));
+        assert!(p.missing["cm"].contains("not measured"));
+        assert_eq!(place.overhead_median("idle", "none"), Some(1100.0));
+        assert_eq!(place.overhead_median("idle", "monitor"), Some(1010.5));
+        assert_eq!(place.overhead_median("transition", "none"), None);
     }
 }

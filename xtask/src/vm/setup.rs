@@ -634,7 +634,7 @@ fn build_modules(lab: &Lab, k: Kernel, kf: &KernelFiles) -> Result<Vec<PathBuf>>
 }
 
 /// The static guest programs: lab_pause, lab_threads, jsonck; and the
-/// benchmark's bench_threads, bench_time (`tests/bench/`, also run on the
+/// benchmark's bench_threads, bench_time, bench_getppid (`tests/bench/`, also run on the
 /// host by `cargo xtask bench`).
 pub(crate) fn build_guest_programs(lab: &Lab) -> Result<Vec<PathBuf>> {
     let out = lab.cache.join("guest");
@@ -648,6 +648,7 @@ pub(crate) fn build_guest_programs(lab: &Lab) -> Result<Vec<PathBuf>> {
         (&guest, "jsonck"),
         (&bench, "bench_threads"),
         (&bench, "bench_time"),
+        (&bench, "bench_getppid"),
     ] {
         let c = src.join(format!("{name}.c"));
         let bin = out.join(name);

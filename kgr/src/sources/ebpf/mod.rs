@@ -21,6 +21,8 @@ mod fentry;
 #[cfg(feature = "ebpf")]
 mod object;
 #[cfg(feature = "ebpf")]
+mod pinned;
+#[cfg(feature = "ebpf")]
 mod snapshot;
 #[cfg(feature = "ebpf")]
 mod syscalls;
@@ -56,6 +58,20 @@ impl TransitionTracer {
         match *self {}
     }
     pub fn lost(&self) -> u64 {
+        match *self {}
+    }
+}
+
+/// Without eBPF nothing is pinned: `pin` always says why.
+#[cfg(not(feature = "ebpf"))]
+pub enum PinnedIterator {}
+
+#[cfg(not(feature = "ebpf"))]
+impl PinnedIterator {
+    pub fn pin() -> Result<PinnedIterator, Unavailable> {
+        Err(Unavailable::NotBuiltIn)
+    }
+    pub fn path(&self) -> &std::path::Path {
         match *self {}
     }
 }
@@ -96,6 +112,8 @@ pub struct KernelVerdict {
 )]
 pub use fentry::FentryProbe;
 #[cfg(feature = "ebpf")]
+pub use pinned::PinnedIterator;
+#[cfg(feature = "ebpf")]
 pub use snapshot::TaskIterator;
 #[cfg(feature = "ebpf")]
 #[cfg_attr(
@@ -113,9 +131,12 @@ pub struct TaskSnapshot {
     pub threads: Vec<Thread>,
     /// Records whose fields could not all be read (left out).
     pub incomplete: usize,
-    /// Reading BTF and loading the program, then the pass itself.
+    /// Reading BTF and loading the program (opening the pin when pinned),
+    /// then the pass itself.
     pub load_time: Duration,
     pub pass_time: Duration,
+    /// The pid of the `kgr monitor` whose pinned iterator took it.
+    pub pinned_by: Option<i32>,
 }
 
 /// One snapshot of every thread's patch state, on a live-patching kernel.
@@ -127,6 +148,67 @@ pub fn task_snapshot() -> Result<TaskSnapshot, Unavailable> {
     }
     #[cfg(not(feature = "ebpf"))]
     {
+        Err(Unavailable::NotBuiltIn)
+    }
+}
+
+/// One snapshot from the task iterator a `kgr monitor` pinned, if one did
+/// (`Ok(None)` when none did: no monitor, or one of another kgr version).
+/// `trusted` is asked only when there is a pin.
+pub fn pinned_snapshot(
+    trusted: impl FnOnce() -> Result<(), Unavailable>,
+) -> Result<Option<TaskSnapshot>, Unavailable> {
+    #[cfg(feature = "ebpf")]
+    {
+        let start = std::time::Instant::now();
+        let Some((file, pid)) = pinned::open_pinned(trusted)? else {
+            return Ok(None);
+        };
+        let load_time = start.elapsed();
+        // Only commands that found a transition in sysfs read it: the
+        // kernel has live patching (a record without a state is idle).
+        let mut snapshot = snapshot::read_snapshot(file, true)?;
+        snapshot.load_time = load_time;
+        snapshot.pinned_by = Some(pid);
+        Ok(Some(snapshot))
+    }
+    #[cfg(not(feature = "ebpf"))]
+    {
+        let _ = trusted;
+        Ok(None)
+    }
+}
+
+/// The load of the task iterator and bare timed passes (`bench-iterator`).
+pub struct IteratorFloor {
+    pub load: Duration,
+    /// Each pass: link, file, read of every record; and the record count.
+    pub passes: Vec<(Duration, usize)>,
+}
+
+/// Loads the task iterator once and times `repeat` bare passes.
+pub fn iterator_floor(repeat: usize) -> Result<IteratorFloor, Unavailable> {
+    #[cfg(feature = "ebpf")]
+    {
+        let start = std::time::Instant::now();
+        let mut iterator = TaskIterator::load(false)?;
+        let load = start.elapsed();
+        let size = std::mem::size_of::<kgr_common::TaskRecord>();
+        let mut passes = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            let start = std::time::Instant::now();
+            let mut file = iterator
+                .link()?
+                .into_file()
+                .map_err(|e| unavailable("opening the task iterator", &e))?;
+            let bytes = snapshot::read_all(&mut file)?;
+            passes.push((start.elapsed(), bytes.len() / size));
+        }
+        Ok(IteratorFloor { load, passes })
+    }
+    #[cfg(not(feature = "ebpf"))]
+    {
+        let _ = repeat;
         Err(Unavailable::NotBuiltIn)
     }
 }

@@ -1,9 +1,11 @@
 //! The `iter/task` snapshot: one pass over every task in the kernel, read
 //! from the iterator link's file and turned into model threads right here.
 
+use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use aya::programs::iter::IterLink;
 use aya::programs::Iter;
 use aya::Ebpf;
 use kgr_common::{
@@ -49,85 +51,104 @@ impl TaskIterator {
         })
     }
 
-    /// One pass over all tasks. Fails (with a reason) when the injected
-    /// offsets turn out wrong: the reading thread must find itself.
-    pub fn snapshot(&mut self) -> Result<TaskSnapshot, Unavailable> {
+    /// A new link of the loaded program: each link's file is one pass.
+    pub fn link(&mut self) -> Result<IterLink, Unavailable> {
         let program: &mut Iter = program(&mut self.ebpf)?;
         let link_id = program
             .attach()
             .map_err(|e| unavailable("attaching the task iterator", &e))?;
-        let link = program
+        program
             .take_link(link_id)
-            .map_err(|e| unavailable("attaching the task iterator", &e))?;
-        let mut file = link
-            .into_file()
-            .map_err(|e| unavailable("opening the task iterator", &e))?;
-        let start = Instant::now();
-        // Whole pages per read: the seq_file fills one buffer per read call.
-        let mut bytes = Vec::with_capacity(64 * 1024);
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = file
-                .read(&mut chunk)
-                .map_err(|e| unavailable("reading the task iterator", &e))?;
-            if n == 0 {
-                break;
-            }
-            bytes.extend_from_slice(&chunk[..n]);
-        }
-        let mut snapshot = self.convert(&bytes)?;
-        snapshot.pass_time = start.elapsed();
-        Ok(snapshot)
+            .map_err(|e| unavailable("attaching the task iterator", &e))
     }
 
-    fn convert(&self, bytes: &[u8]) -> Result<TaskSnapshot, Unavailable> {
-        let size = std::mem::size_of::<TaskRecord>();
-        if !bytes.len().is_multiple_of(size) {
-            return Err(Unavailable::Failed {
-                what: "reading the task iterator".into(),
-                error: format!("{} bytes is not a whole number of records", bytes.len()),
-            });
-        }
-        let mut threads = Vec::with_capacity(bytes.len() / size);
-        let mut incomplete = 0;
-        let mut found_self = false;
-        for chunk in bytes.chunks_exact(size) {
-            // SAFETY: `chunk` holds `size_of::<TaskRecord>()` bytes and
-            // TaskRecord is plain integers (any bit pattern is valid).
-            let record: TaskRecord =
-                unsafe { chunk.as_ptr().cast::<TaskRecord>().read_unaligned() };
-            if record.marks & MARK_CURRENT != 0 {
-                if record.marks & MARK_PID_MISMATCH != 0 {
-                    return Err(Unavailable::Failed {
-                        what: "checking task_struct offsets".into(),
-                        error: format!(
-                            "read pid {} tgid {} for this thread, the kernel says otherwise",
-                            record.tid, record.tgid
-                        ),
-                    });
-                }
-                found_self = true;
-            }
-            if record.marks & MARK_READ_FAILED != 0 {
-                incomplete += 1;
-                continue;
-            }
-            threads.push(thread(&record, self.live_patching));
-        }
-        if !found_self {
-            return Err(Unavailable::Failed {
-                what: "checking task_struct offsets".into(),
-                error: "the iterator did not see the thread running it".into(),
-            });
-        }
-        threads.sort_by_key(|t| t.tid);
-        Ok(TaskSnapshot {
-            threads,
-            incomplete,
-            load_time: self.load_time,
-            pass_time: Duration::ZERO,
-        })
+    /// One pass over all tasks. Fails (with a reason) when the injected
+    /// offsets turn out wrong: the reading thread must find itself.
+    pub fn snapshot(&mut self) -> Result<TaskSnapshot, Unavailable> {
+        let file = self
+            .link()?
+            .into_file()
+            .map_err(|e| unavailable("opening the task iterator", &e))?;
+        let mut snapshot = read_snapshot(file, self.live_patching)?;
+        snapshot.load_time = self.load_time;
+        Ok(snapshot)
     }
+}
+
+/// Reads one pass from an iterator's file and converts it; `pass_time` is
+/// the read and the conversion.
+pub fn read_snapshot(mut file: File, live_patching: bool) -> Result<TaskSnapshot, Unavailable> {
+    let start = Instant::now();
+    let bytes = read_all(&mut file)?;
+    let mut snapshot = convert(&bytes, live_patching)?;
+    snapshot.pass_time = start.elapsed();
+    Ok(snapshot)
+}
+
+/// The raw records of one pass (the bench's floor reads only this).
+pub fn read_all(file: &mut File) -> Result<Vec<u8>, Unavailable> {
+    // Whole pages per read: the seq_file fills one buffer per read call.
+    let mut bytes = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut chunk)
+            .map_err(|e| unavailable("reading the task iterator", &e))?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    Ok(bytes)
+}
+
+fn convert(bytes: &[u8], live_patching: bool) -> Result<TaskSnapshot, Unavailable> {
+    let size = std::mem::size_of::<TaskRecord>();
+    if !bytes.len().is_multiple_of(size) {
+        return Err(Unavailable::Failed {
+            what: "reading the task iterator".into(),
+            error: format!("{} bytes is not a whole number of records", bytes.len()),
+        });
+    }
+    let mut threads = Vec::with_capacity(bytes.len() / size);
+    let mut incomplete = 0;
+    let mut found_self = false;
+    for chunk in bytes.chunks_exact(size) {
+        // SAFETY: `chunk` holds `size_of::<TaskRecord>()` bytes and
+        // TaskRecord is plain integers (any bit pattern is valid).
+        let record: TaskRecord = unsafe { chunk.as_ptr().cast::<TaskRecord>().read_unaligned() };
+        if record.marks & MARK_CURRENT != 0 {
+            if record.marks & MARK_PID_MISMATCH != 0 {
+                return Err(Unavailable::Failed {
+                    what: "checking task_struct offsets".into(),
+                    error: format!(
+                        "read pid {} tgid {} for this thread, the kernel says otherwise",
+                        record.tid, record.tgid
+                    ),
+                });
+            }
+            found_self = true;
+        }
+        if record.marks & MARK_READ_FAILED != 0 {
+            incomplete += 1;
+            continue;
+        }
+        threads.push(thread(&record, live_patching));
+    }
+    if !found_self {
+        return Err(Unavailable::Failed {
+            what: "checking task_struct offsets".into(),
+            error: "the iterator did not see the thread running it".into(),
+        });
+    }
+    threads.sort_by_key(|t| t.tid);
+    Ok(TaskSnapshot {
+        threads,
+        incomplete,
+        load_time: Duration::ZERO,
+        pass_time: Duration::ZERO,
+        pinned_by: None,
+    })
 }
 
 fn program(ebpf: &mut Ebpf) -> Result<&mut Iter, Unavailable> {

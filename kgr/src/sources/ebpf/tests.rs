@@ -307,3 +307,43 @@ fn bench_snapshot_vs_procfs() {
         );
     }
 }
+
+#[test]
+fn a_pinned_iterator_is_read_by_others_and_removed_on_drop() {
+    require_privileges!();
+    if rustix::fs::statfs("/sys/fs/bpf").map_or(true, |fs| fs.f_type as u64 != 0xcafe_4a11) {
+        println!("SKIPPED: no BPF filesystem mounted at /sys/fs/bpf");
+        return;
+    }
+    let helper = Helper::spawn(3);
+    let pinned = PinnedIterator::pin().expect("pinning the task iterator");
+    let path = pinned.path().to_path_buf();
+    assert!(path.starts_with(pinned::PIN_DIR), "{}", path.display());
+    assert!(path.exists());
+    let mut asked = false;
+    let snapshot = pinned_snapshot(|| {
+        asked = true;
+        Ok(())
+    })
+    .expect("reading the pin")
+    .expect("a pin to read");
+    assert!(asked, "the pid view is checked before a pin is read");
+    assert_eq!(
+        snapshot.pinned_by,
+        Some(i32::try_from(std::process::id()).expect("a pid fits i32"))
+    );
+    let ours = snapshot
+        .threads
+        .iter()
+        .filter(|t| t.pid == helper.pid() && t.comm.starts_with("kgr-helper-"))
+        .count();
+    assert_eq!(ours, 3, "the helper's threads in the pinned snapshot");
+    // An untrusted pid view refuses the pin.
+    let refused = pinned_snapshot(|| Err(Unavailable::Untrusted("test".into())));
+    assert!(matches!(refused, Err(Unavailable::Untrusted(_))));
+    drop(pinned);
+    assert!(!path.exists(), "the pin is removed on drop");
+    let none =
+        pinned_snapshot(|| panic!("no pin, nothing to trust")).expect("no pin is not an error");
+    assert!(none.is_none());
+}
