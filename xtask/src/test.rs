@@ -5,6 +5,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::bench;
 use crate::dist;
 use crate::vm::{self, LabOutcome};
 
@@ -119,6 +120,9 @@ pub fn run(args: &TestArgs) -> Result<()> {
             if failed > 0 {
                 bail!("{failed} VM lab checks failed");
             }
+            // The benchmark's smoke run: it works end to end, no time judged.
+            bench::smoke()?;
+            println!("bench --quick: every tool measured at every count, the answers agreed");
         }
         LabOutcome::Skipped(why) => {
             println!("vm lab SKIPPED: {why}");

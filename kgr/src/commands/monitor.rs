@@ -159,7 +159,9 @@ async fn follow(
             read = next_events(tracer.as_mut(), &mut events) => {
                 read.context("reading the transition events")?;
             }
-            _ = ticks.tick() => ticked = true,
+            // With eBPF and no transition there is nothing to redraw or
+            // sample: monitor sleeps until the kernel's next event.
+            _ = ticks.tick(), if tracer.is_none() || follow.active() => ticked = true,
         }
         let now_ns = monotonic_ns();
         if ticked && tracer.is_none() {
@@ -299,7 +301,11 @@ impl Sampler {
         if target.is_some() && follow.target().is_some() && target != follow.target() {
             return;
         }
-        let Ok(mut scan) = view.blockers(ctx, true, true) else {
+        // How each sample was taken is not worth a -v line per second.
+        let verbose = std::mem::replace(&mut ctx.verbose, 0);
+        let scan = view.blockers(ctx, true, true);
+        ctx.verbose = verbose;
+        let Ok(mut scan) = scan else {
             return;
         };
         self.threads_left = (scan.unreadable == 0).then_some(scan.threads.len());

@@ -216,6 +216,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if let Some(e) = &p.error {
             bail!("the {} part did not complete: {e}", p.name);
         }
+        if args.quick {
+            smoke_check(p)?;
+        }
         for pt in &p.points {
             if !pt.disagreements.is_empty() {
                 bail!(
@@ -228,6 +231,58 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The tools every place must have measured at least once.
+fn expected_tools(place: &str) -> &'static [&'static str] {
+    match place {
+        "vm" => &["a", "b", "c", "cp", "cm", "d", "dload", "s", "w"],
+        _ => &["b", "c", "cp", "d", "dload", "s"],
+    }
+}
+
+/// `--quick` judges no time, but every part of the benchmark must have run:
+/// each tool at each count, and (in the VM) the getppid loop both ways.
+fn smoke_check(place: &Place) -> Result<()> {
+    for pt in &place.points {
+        for tool in expected_tools(place.name) {
+            // (a) stops at the shell cap by design.
+            if pt.runs(tool) == 0 && !(*tool == "a" && pt.n > 1000) {
+                let why = pt.missing.get(*tool).map_or("no samples", String::as_str);
+                bail!(
+                    "bench --quick: {} at {} threads: {tool} was not measured: {why}",
+                    place.name,
+                    pt.n
+                );
+            }
+        }
+    }
+    if place.name == "vm" {
+        for phase in ["idle", "transition"] {
+            for cond in ["none", "monitor"] {
+                if place.overhead_median(phase, cond).is_none() {
+                    bail!("bench --quick: vm: no getppid loop samples for {phase}/{cond}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CI's smoke run of the whole benchmark (`cargo xtask test`).
+pub fn smoke() -> Result<()> {
+    let args = BenchArgs {
+        counts: Vec::new(),
+        repeat: 1,
+        quick: true,
+        host_only: false,
+        vm_only: false,
+        memory: "4G".into(),
+        timeout: None,
+        shell_budget: 60,
+        shell_cap: 300,
+    };
+    run(&args)
 }
 
 fn progress(msg: &str) {
@@ -347,8 +402,10 @@ fn host_points(
     let (kgr_s, scan_s) = (kgr.display().to_string(), scan.display().to_string());
     let tmp = out_dir.join("host-tmp");
     fs::create_dir_all(&tmp)?;
-    // Room for the largest count: pid numbers (restored when done).
-    let _pid_max = PidMax::raise(counts.iter().max().copied().unwrap_or(0) + threads_now() + 5000);
+    // Room for the largest count (restored when done): pids are handed out
+    // cyclically and the previous count's threads may still be exiting.
+    let largest = counts.iter().max().copied().unwrap_or(0);
+    let _pid_max = PidMax::raise(2 * largest + threads_now() + 10_000);
     let pid_max = read_num("/proc/sys/kernel/pid_max").unwrap_or(32768);
     let threads_max = read_num("/proc/sys/kernel/threads-max").unwrap_or(usize::MAX);
     place.remarks.push(format!(
@@ -586,14 +643,22 @@ fn guest_points(
     } else {
         (args.shell_budget, args.shell_cap)
     };
+    // getppid calls per loop: ~1 s each under TCG, a fifth of it for --quick.
+    let calls = if args.quick { 40_000 } else { 200_000 };
     let append = format!(
-        "kgrlab_counts={list} kgrlab_repeat={repeat} kgrlab_abudget={budget} kgrlab_acap={cap}"
+        "kgrlab_counts={list} kgrlab_repeat={repeat} kgrlab_abudget={budget} kgrlab_acap={cap} kgrlab_calls={calls}"
     );
-    // Boot and setup ~60 s, thread spawning, and per count the rounds plus
-    // the shell scan's budget (or one capped run).
+    // Boot and setup ~60 s, the getppid loops (two phases, each round a
+    // monitor start, 2 s of settling and two loops), thread spawning, and
+    // per count the rounds plus the shell scan's budget (or one capped run)
+    // and a monitor start.
     let max = counts.iter().copied().max().unwrap_or(0) as u64;
+    let repeat_s = repeat as u64;
     let timeout = args.timeout.unwrap_or(
-        300 + counts.len() as u64 * (budget + cap) + max / 50 * repeat as u64 / 10 + max / 100,
+        300 + 2 * repeat_s * 15
+            + counts.len() as u64 * (budget + cap + 30)
+            + max / 50 * repeat_s / 10
+            + max / 100,
     );
     progress(&format!(
         "booting the lab kernel {} with {} and {append} (time limit {timeout} s)",

@@ -63,6 +63,7 @@ impl TaskOffsets {
 /// One BTF blob, its type records indexed by id.
 pub struct Btf {
     data: Vec<u8>,
+    types: std::ops::Range<usize>,
     strings: std::ops::Range<usize>,
     /// Byte position of type `id` at `offsets[id - 1]`.
     offsets: Vec<u32>,
@@ -96,11 +97,6 @@ impl Btf {
         Btf::parse(data).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// The blob as read, for aya's parser (one read of vmlinux's BTF, not two).
-    pub fn bytes(&self) -> &[u8] {
-        &self.data
-    }
-
     /// Indexes a little-endian BTF blob (the kernel's own byte order on
     /// every architecture kgr runs on).
     pub fn parse(data: Vec<u8>) -> Result<Btf> {
@@ -125,6 +121,7 @@ impl Btf {
         ensure!(pos == types.end, "type records overrun their section");
         Ok(Btf {
             data,
+            types,
             strings,
             offsets,
         })
@@ -156,6 +153,38 @@ impl Btf {
             self.header(id)
                 .is_some_and(|(_, h)| h.kind == kind && self.name(h.name_off) == name)
         })
+    }
+
+    /// The blob cut after the last of `functions` (FUNC types; absent ones
+    /// are left out): the same type ids up to there, every string. What aya
+    /// needs to find the ids programs attach to, for a fraction of the
+    /// parsing (aya reads every type record into memory).
+    pub fn prefix_through(&self, functions: &[&str]) -> Vec<u8> {
+        let last = functions
+            .iter()
+            .filter_map(|f| self.find(KIND_FUNC, f))
+            .max()
+            .unwrap_or(0);
+        let types_end = self
+            .header(last)
+            .and_then(|(pos, h)| Some(pos + HEADER_LEN + extra_len(&h).ok()?))
+            .unwrap_or(self.types.start);
+        let hdr_len = u32_at(&self.data, 4).map_or(24, |l| l as usize);
+        let type_len = types_end - self.types.start;
+        let mut blob = Vec::with_capacity(hdr_len + type_len + self.strings.len());
+        blob.extend_from_slice(&self.data[..hdr_len]);
+        for (pos, value) in [
+            (8, 0),
+            (12, type_len),
+            (16, type_len),
+            (20, self.strings.len()),
+        ] {
+            let value = u32::try_from(value).unwrap_or(u32::MAX).to_le_bytes();
+            blob[pos..pos + 4].copy_from_slice(&value);
+        }
+        blob.extend_from_slice(&self.data[self.types.start..types_end]);
+        blob.extend_from_slice(&self.data[self.strings.clone()]);
+        blob
     }
 
     /// Whether the kernel has a function `name` (what fentry/fexit attach to).
@@ -348,11 +377,46 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_keeps_ids_and_strings() {
+        let btf = Btf::parse(sample()).expect("sample parses");
+        let whole = btf.prefix_through(&["no_such_function"]);
+        let empty = Btf::parse(whole).expect("an empty prefix parses");
+        assert_eq!(empty.len(), 0);
+        assert_eq!(empty.strings.len(), btf.strings.len());
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(Btf::parse(b"not btf at all, really".to_vec()).is_err());
         let mut truncated = sample();
         truncated.truncate(40);
         assert!(Btf::parse(truncated).is_err());
+    }
+
+    /// The host's own BTF cut after the iterator's function: the function
+    /// keeps its id, and aya parses the cut blob.
+    #[test]
+    fn host_prefix_through_the_task_iterator() {
+        let path = Path::new(VMLINUX);
+        if !path.exists() {
+            println!("SKIPPED: {VMLINUX} is absent (kernel without CONFIG_DEBUG_INFO_BTF)");
+            return;
+        }
+        let btf = Btf::read(path).expect("host BTF parses");
+        let id = btf
+            .find(KIND_FUNC, "bpf_iter_task")
+            .expect("the host kernel has bpf_iter_task");
+        let prefix = btf.prefix_through(&["bpf_iter_task", "kgr_no_such_function"]);
+        let cut = Btf::parse(prefix.clone()).expect("the prefix parses");
+        assert_eq!(cut.len(), id as usize);
+        assert_eq!(cut.find(KIND_FUNC, "bpf_iter_task"), Some(id));
+        println!(
+            "host BTF: {} types, {} bytes; prefix through bpf_iter_task (id {id}): {} bytes",
+            btf.len(),
+            btf.data.len(),
+            prefix.len()
+        );
+        aya::Btf::parse(&prefix, aya::Endianness::default()).expect("aya parses the prefix");
     }
 
     /// The host's own BTF: task_struct's members are where the kernel puts them.

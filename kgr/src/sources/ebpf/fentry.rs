@@ -19,7 +19,7 @@ pub struct FentryProbe {
 impl FentryProbe {
     /// Attaches the probe to `function`, after looking it up in BTF.
     pub fn attach(function: &str) -> Result<FentryProbe, Unavailable> {
-        let kernel = Kernel::read()?;
+        let mut kernel = Kernel::read(&[function])?;
         if !kernel.ours.has_function(function) {
             return Err(Unavailable::MissingHook(function.into()));
         }

@@ -17,6 +17,9 @@ use crate::model::{PatchState, TaskState, Thread};
 use super::object::Kernel;
 use super::{unavailable, TaskSnapshot, Unavailable};
 
+/// The kernel function an `iter/task` program attaches to.
+const ITER_FUNCTION: &str = "bpf_iter_task";
+
 /// `PF_KTHREAD` (include/linux/sched.h).
 const PF_KTHREAD: u32 = 0x0020_0000;
 
@@ -34,7 +37,7 @@ impl TaskIterator {
     /// `task_struct.patch_state`.
     pub fn load(need_live_patching: bool) -> Result<TaskIterator, Unavailable> {
         let start = Instant::now();
-        let kernel = Kernel::read()?;
+        let mut kernel = Kernel::read(&[ITER_FUNCTION])?;
         let live_patching = kernel.offsets.patch_state.is_some();
         if need_live_patching && !live_patching {
             return Err(Unavailable::NoLivePatching);

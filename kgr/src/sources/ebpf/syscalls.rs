@@ -39,7 +39,8 @@ impl SyscallTracker {
     /// Loads and attaches the three raw tracepoints. Threads are seen from
     /// their next syscall on.
     pub fn attach() -> Result<SyscallTracker, Unavailable> {
-        let kernel = Kernel::read()?;
+        // Raw tracepoints attach by name: no function ids needed.
+        let mut kernel = Kernel::read(&[])?;
         let mut ebpf = kernel.load()?;
         attach_hooks(&mut ebpf)?;
         Ok(SyscallTracker { ebpf })

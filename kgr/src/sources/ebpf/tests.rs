@@ -233,7 +233,7 @@ fn syscall_tracker_sees_a_blocked_read() {
 #[test]
 fn fentry_refusal_is_a_fallback_reason() {
     require_privileges!();
-    let kernel = match object::Kernel::read() {
+    let kernel = match object::Kernel::read(&[]) {
         Ok(k) => k,
         Err(why) => panic!("BTF unreadable: {why}"),
     };

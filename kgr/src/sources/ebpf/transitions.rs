@@ -72,7 +72,8 @@ impl TransitionTracer {
     /// Runs inside a tokio runtime (with I/O), whose reactor then watches
     /// the ring buffer.
     pub fn attach() -> Result<TransitionTracer, Unavailable> {
-        let kernel = Kernel::read()?;
+        let functions: Vec<&str> = HOOKS.iter().map(|&(_, function, _)| function).collect();
+        let mut kernel = Kernel::read(&functions)?;
         if kernel.offsets.patch_state.is_none() {
             return Err(Unavailable::NoLivePatching);
         }

@@ -31,7 +31,7 @@ impl StackCheckTracer {
     /// Loads the object once and attaches the fexit program (required) and
     /// the syscall tracker (optional).
     pub fn attach() -> Result<StackCheckTracer, Unavailable> {
-        let kernel = Kernel::read()?;
+        let mut kernel = Kernel::read(&[HOOK])?;
         if kernel.offsets.patch_state.is_none() {
             return Err(Unavailable::NoLivePatching);
         }
