@@ -128,7 +128,7 @@ impl Kernel {
             .loader
             .take()
             .and_then(|thread| thread.join().ok())
-            .unwrap_or_else(EbpfLoader::new);
+            .unwrap_or_default();
         // Drops aya's own copy of the whole BTF. The object has no CO-RE
         // relocations (offsets are globals), so the cut BTF is enough.
         loader.btf(Some(&self.aya));
