@@ -68,15 +68,29 @@ stop_monitor() {
 	wait $MP 2>/dev/null
 }
 
+# The monitor's voluntary context switches (wakeups) and CPU ticks so far.
+monitor_activity() {
+	echo "$(awk '/^voluntary_ctxt_switches/ { print $2 }' /proc/$MP/status 2>/dev/null || echo 0) $(awk '{ print $14 + $15 }' /proc/$MP/stat 2>/dev/null || echo 0)"
+}
+
 # overhead PHASE: the getppid loop without and with a running monitor, in
-# alternating rounds (the monitor's start is not in the loop's time).
+# alternating rounds, in the steady state: the loop starts 6 s after the
+# monitor pinned its iterator, and 3 s after the last monitor ended (the
+# kernel's own work of attaching and detaching BPF trampolines is not the
+# loop's; measured at 2 s it doubled the idle figure). With the monitor, its
+# wakeups and CPU ticks during the loop are recorded too.
 overhead() {
 	r=1
 	while [ $r -le $REPEAT ]; do
+		sleep 3
 		bench "overhead phase=$1 cond=none ns_per_call=$(bench_getppid $CALLS)"
 		start_monitor
-		sleep 2
-		bench "overhead phase=$1 cond=monitor ns_per_call=$(bench_getppid $CALLS)"
+		sleep 6
+		set -- "$1" $(monitor_activity)
+		ns=$(bench_getppid $CALLS)
+		set -- "$1" "$2" "$3" $(monitor_activity)
+		bench "overhead phase=$1 cond=monitor ns_per_call=$ns wakeups=$(($4 - $2)) cpu_ticks=$(($5 - $3))"
+		set -- "$1"
 		stop_monitor
 		r=$((r + 1))
 	done

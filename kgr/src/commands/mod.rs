@@ -147,7 +147,11 @@ fn snapshot_blockers(
     let threads = procfs::thread_count(&ctx.root).unwrap_or(0);
     // A task iterator pinned by `kgr monitor` costs no load: it beats the
     // procfs scan at any thread count.
-    let pinned = ebpf::pinned_snapshot(|| ebpf::pid_view_trusted(&ebpf::PidNamespace::read()));
+    let keep = |state: PatchState| blocks(state, target);
+    let pinned = ebpf::pinned_snapshot(
+        || ebpf::pid_view_trusted(&ebpf::PidNamespace::read()),
+        &keep,
+    );
     let snapshot = match pinned {
         Ok(Some(snapshot)) => snapshot,
         Ok(None) | Err(_) => {
@@ -163,13 +167,13 @@ fn snapshot_blockers(
             if let Err(why) = ebpf::pid_view_trusted(&ebpf::PidNamespace::read()) {
                 return Ok(Err(why));
             }
-            match ebpf::task_snapshot() {
+            match ebpf::task_snapshot(&keep) {
                 Ok(snapshot) => snapshot,
                 Err(why) => return Ok(Err(why)),
             }
         }
     };
-    let seen = snapshot.threads.len() + snapshot.incomplete;
+    let seen = snapshot.seen + snapshot.incomplete;
     if let Err(why) = ebpf::snapshot_count_trusted(seen, threads) {
         return Ok(Err(why));
     }
@@ -182,25 +186,23 @@ fn snapshot_blockers(
     match snapshot.pinned_by {
         Some(pid) => ctx.note(format!(
             "eBPF task snapshot (iterator pinned by kgr monitor {pid}): {} threads, {} ms to open, {} ms to read",
-            snapshot.threads.len(),
+            snapshot.seen,
             snapshot.load_time.as_millis(),
             snapshot.pass_time.as_millis()
         )),
         None => ctx.note(format!(
             "eBPF task snapshot: {} threads, {} ms to load, {} ms to read",
-            snapshot.threads.len(),
+            snapshot.seen,
             snapshot.load_time.as_millis(),
             snapshot.pass_time.as_millis()
         )),
     }
     let mut scan = ThreadScan {
-        examined: snapshot.threads.len(),
+        examined: snapshot.seen,
         ..ThreadScan::default()
     };
+    // The snapshot kept the blockers only.
     for thread in snapshot.threads {
-        if !blocks(thread.patch_state, target) {
-            continue;
-        }
         if !request.details {
             // What the scan reports without details: ids and state only.
             scan.threads

@@ -145,6 +145,9 @@ pub struct Place {
     /// The getppid loop's ns per call, by (phase, condition): phase `idle`
     /// or `transition`, condition `none` or `monitor`.
     pub overhead: BTreeMap<(String, String), Vec<f64>>,
+    /// The monitor's wakeups and CPU ticks (USER_HZ) during each of its
+    /// getppid loops, by phase.
+    pub monitor_activity: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 impl Place {
@@ -649,13 +652,13 @@ fn guest_points(
         "kgrlab_counts={list} kgrlab_repeat={repeat} kgrlab_abudget={budget} kgrlab_acap={cap} kgrlab_calls={calls}"
     );
     // Boot and setup ~60 s, the getppid loops (two phases, each round a
-    // monitor start, 2 s of settling and two loops), thread spawning, and
+    // monitor start, 9 s of settling and two loops), thread spawning, and
     // per count the rounds plus the shell scan's budget (or one capped run)
     // and a monitor start.
     let max = counts.iter().copied().max().unwrap_or(0) as u64;
     let repeat_s = repeat as u64;
     let timeout = args.timeout.unwrap_or(
-        300 + 2 * repeat_s * 15
+        300 + 2 * repeat_s * 25
             + counts.len() as u64 * (budget + cap + 30)
             + max / 50 * repeat_s / 10
             + max / 100,
@@ -787,6 +790,14 @@ pub(crate) fn parse_guest(lines: &[String], place: &mut Place) {
                         .entry((phase.to_string(), cond.to_string()))
                         .or_default()
                         .push(ns);
+                    let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
+                    if let (Some(w), Some(t)) = (num("wakeups"), num("cpu_ticks")) {
+                        place
+                            .monitor_activity
+                            .entry(phase.to_string())
+                            .or_default()
+                            .push((w, t));
+                    }
                 }
             }
             "monitor" => place.remarks.push(format!("vm: kgr -v monitor ({body})")),
@@ -871,7 +882,7 @@ mod tests {
             "BENCH info kernel=6.12.1 nproc=2 memkb=4000000 repeat=1",
             "BENCH features no_ebpf=yes why=no iterator=yes pin=yes",
             "BENCH overhead phase=idle cond=none ns_per_call=1000.000",
-            "BENCH overhead phase=idle cond=monitor ns_per_call=1010.500",
+            "BENCH overhead phase=idle cond=monitor ns_per_call=1010.500 wakeups=0 cpu_ticks=1",
             "BENCH overhead phase=idle cond=none ns_per_call=1200.000",
             "BENCH point n=1000 threads=1100",
             "BENCH run n=1000 tool=b ns=5000000 rsskb=900 rc=0 lines=2",
@@ -908,5 +919,6 @@ mod tests {
         assert_eq!(place.overhead_median("idle", "none"), Some(1100.0));
         assert_eq!(place.overhead_median("idle", "monitor"), Some(1010.5));
         assert_eq!(place.overhead_median("transition", "none"), None);
+        assert_eq!(place.monitor_activity["idle"], [(0, 1)]);
     }
 }

@@ -375,9 +375,23 @@ impl Report {
                     place.overhead_median(phase, "none"),
                     place.overhead_median(phase, "monitor"),
                 ) {
+                    let activity = place
+                        .monitor_activity
+                        .get(phase)
+                        .map(|v| {
+                            let wakeups: Vec<String> =
+                                v.iter().map(|(w, _)| w.to_string()).collect();
+                            let ticks: Vec<String> = v.iter().map(|(_, t)| t.to_string()).collect();
+                            format!(
+                                "; the monitor during each loop: {} wakeups, {} CPU ticks of 10 ms",
+                                wakeups.join("/"),
+                                ticks.join("/")
+                            )
+                        })
+                        .unwrap_or_default();
                     let _ = writeln!(
                         s,
-                        "- getppid loop, {}: {none:.0} ns per call without kgr, {with:.0} ns with `kgr monitor` running ({:+.1}%)",
+                        "- getppid loop, {}: {none:.0} ns per call without kgr, {with:.0} ns with `kgr monitor` running ({:+.1}%){activity}",
                         if phase == "idle" { "no transition" } else { "during a transition" },
                         (with / none - 1.0) * 100.0
                     );

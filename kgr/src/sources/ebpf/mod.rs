@@ -122,13 +122,18 @@ pub use snapshot::TaskIterator;
 )]
 pub use syscalls::SyscallTracker;
 
+/// Which threads a snapshot keeps, by patch state (the rest are counted).
+pub type Keep<'a> = &'a dyn Fn(crate::model::PatchState) -> bool;
+
 /// Every thread of the system at one moment, from the `iter/task` program.
 #[derive(Debug)]
 pub struct TaskSnapshot {
-    /// Sorted by tid. On a kernel without live patching every thread's
+    /// The threads kept (`Keep`), sorted by tid. On a kernel without live patching every thread's
     /// `patch_state` is `Idle`. `cmdline` is empty and `starttime` 0: the
     /// kernel side does not read them.
     pub threads: Vec<Thread>,
+    /// Threads seen whole, kept or not.
+    pub seen: usize,
     /// Records whose fields could not all be read (left out).
     pub incomplete: usize,
     /// Reading BTF and loading the program (opening the pin when pinned),
@@ -141,13 +146,14 @@ pub struct TaskSnapshot {
 
 /// One snapshot of every thread's patch state, on a live-patching kernel.
 /// Loads the program each time: callers weigh this against a procfs scan.
-pub fn task_snapshot() -> Result<TaskSnapshot, Unavailable> {
+pub fn task_snapshot(keep: Keep) -> Result<TaskSnapshot, Unavailable> {
     #[cfg(feature = "ebpf")]
     {
-        TaskIterator::load(true)?.snapshot()
+        TaskIterator::load(true)?.snapshot(keep)
     }
     #[cfg(not(feature = "ebpf"))]
     {
+        let _ = keep;
         Err(Unavailable::NotBuiltIn)
     }
 }
@@ -157,6 +163,7 @@ pub fn task_snapshot() -> Result<TaskSnapshot, Unavailable> {
 /// `trusted` is asked only when there is a pin.
 pub fn pinned_snapshot(
     trusted: impl FnOnce() -> Result<(), Unavailable>,
+    keep: Keep,
 ) -> Result<Option<TaskSnapshot>, Unavailable> {
     #[cfg(feature = "ebpf")]
     {
@@ -167,14 +174,14 @@ pub fn pinned_snapshot(
         let load_time = start.elapsed();
         // Only commands that found a transition in sysfs read it: the
         // kernel has live patching (a record without a state is idle).
-        let mut snapshot = snapshot::read_snapshot(file, true)?;
+        let mut snapshot = snapshot::read_snapshot(file, true, keep)?;
         snapshot.load_time = load_time;
         snapshot.pinned_by = Some(pid);
         Ok(Some(snapshot))
     }
     #[cfg(not(feature = "ebpf"))]
     {
-        let _ = trusted;
+        let _ = (trusted, keep);
         Ok(None)
     }
 }

@@ -15,7 +15,7 @@ use kgr_common::{
 use crate::model::{PatchState, TaskState, Thread};
 
 use super::object::Kernel;
-use super::{unavailable, TaskSnapshot, Unavailable};
+use super::{unavailable, Keep, TaskSnapshot, Unavailable};
 
 /// The kernel function an `iter/task` program attaches to.
 const ITER_FUNCTION: &str = "bpf_iter_task";
@@ -67,12 +67,12 @@ impl TaskIterator {
 
     /// One pass over all tasks. Fails (with a reason) when the injected
     /// offsets turn out wrong: the reading thread must find itself.
-    pub fn snapshot(&mut self) -> Result<TaskSnapshot, Unavailable> {
+    pub fn snapshot(&mut self, keep: Keep) -> Result<TaskSnapshot, Unavailable> {
         let file = self
             .link()?
             .into_file()
             .map_err(|e| unavailable("opening the task iterator", &e))?;
-        let mut snapshot = read_snapshot(file, self.live_patching)?;
+        let mut snapshot = read_snapshot(file, self.live_patching, keep)?;
         snapshot.load_time = self.load_time;
         Ok(snapshot)
     }
@@ -80,10 +80,14 @@ impl TaskIterator {
 
 /// Reads one pass from an iterator's file and converts it; `pass_time` is
 /// the read and the conversion.
-pub fn read_snapshot(mut file: File, live_patching: bool) -> Result<TaskSnapshot, Unavailable> {
+pub fn read_snapshot(
+    mut file: File,
+    live_patching: bool,
+    keep: Keep,
+) -> Result<TaskSnapshot, Unavailable> {
     let start = Instant::now();
     let bytes = read_all(&mut file)?;
-    let mut snapshot = convert(&bytes, live_patching)?;
+    let mut snapshot = convert(&bytes, live_patching, keep)?;
     snapshot.pass_time = start.elapsed();
     Ok(snapshot)
 }
@@ -105,7 +109,7 @@ pub fn read_all(file: &mut File) -> Result<Vec<u8>, Unavailable> {
     Ok(bytes)
 }
 
-fn convert(bytes: &[u8], live_patching: bool) -> Result<TaskSnapshot, Unavailable> {
+fn convert(bytes: &[u8], live_patching: bool, keep: Keep) -> Result<TaskSnapshot, Unavailable> {
     let size = std::mem::size_of::<TaskRecord>();
     if !bytes.len().is_multiple_of(size) {
         return Err(Unavailable::Failed {
@@ -113,7 +117,8 @@ fn convert(bytes: &[u8], live_patching: bool) -> Result<TaskSnapshot, Unavailabl
             error: format!("{} bytes is not a whole number of records", bytes.len()),
         });
     }
-    let mut threads = Vec::with_capacity(bytes.len() / size);
+    let mut threads = Vec::new();
+    let mut seen = 0;
     let mut incomplete = 0;
     let mut found_self = false;
     for chunk in bytes.chunks_exact(size) {
@@ -136,7 +141,13 @@ fn convert(bytes: &[u8], live_patching: bool) -> Result<TaskSnapshot, Unavailabl
             incomplete += 1;
             continue;
         }
-        threads.push(thread(&record, live_patching));
+        seen += 1;
+        let state = patch_state(&record, live_patching);
+        // Only the kept threads are worth their comm's allocation: at 50k
+        // threads under TCG, converting all of them cost as much as the pass.
+        if keep(state) {
+            threads.push(thread(&record, state));
+        }
     }
     if !found_self {
         return Err(Unavailable::Failed {
@@ -147,6 +158,7 @@ fn convert(bytes: &[u8], live_patching: bool) -> Result<TaskSnapshot, Unavailabl
     threads.sort_by_key(|t| t.tid);
     Ok(TaskSnapshot {
         threads,
+        seen,
         incomplete,
         load_time: Duration::ZERO,
         pass_time: Duration::ZERO,
@@ -165,14 +177,18 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut Iter, Unavailable> {
         .map_err(|e: aya::programs::ProgramError| failed(e.to_string()))
 }
 
-/// A wire record as a model thread.
-fn thread(record: &TaskRecord, live_patching: bool) -> Thread {
-    let patch_state = match record.patch_state {
+/// A record's patch state (idle where the kernel has none).
+fn patch_state(record: &TaskRecord, live_patching: bool) -> PatchState {
+    match record.patch_state {
         _ if !live_patching => PatchState::Idle,
         PATCH_STATE_ABSENT | -1 => PatchState::Idle,
         0 => PatchState::Unpatched,
         _ => PatchState::Patched,
-    };
+    }
+}
+
+/// A wire record as a model thread.
+fn thread(record: &TaskRecord, patch_state: PatchState) -> Thread {
     let comm_len = record.comm.iter().position(|&b| b == 0).unwrap_or(16);
     let mut thread = Thread::bare(record.tgid, record.tid, patch_state);
     thread.comm = String::from_utf8_lossy(&record.comm[..comm_len]).into_owned();

@@ -121,7 +121,7 @@ fn snapshot_equals_procfs_for_real_threads() {
     // Processes come, go and exec (comm changes) while we look: compare the
     // threads procfs showed the same before and after the snapshot.
     let before = procfs_view();
-    let snapshot = iterator.snapshot().expect("a snapshot");
+    let snapshot = iterator.snapshot(&|_| true).expect("a snapshot");
     let after = procfs_view();
     let procfs: HashMap<_, _> = before
         .into_iter()
@@ -290,7 +290,7 @@ fn bench_snapshot_vs_procfs() {
             procfs_best = procfs_best.min(start.elapsed());
             let start = std::time::Instant::now();
             let snapshot = TaskIterator::load(false)
-                .and_then(|mut it| it.snapshot())
+                .and_then(|mut it| it.snapshot(&|_| true))
                 .expect("snapshot");
             let took = start.elapsed();
             if took < ebpf_best {
@@ -321,10 +321,13 @@ fn a_pinned_iterator_is_read_by_others_and_removed_on_drop() {
     assert!(path.starts_with(pinned::PIN_DIR), "{}", path.display());
     assert!(path.exists());
     let mut asked = false;
-    let snapshot = pinned_snapshot(|| {
-        asked = true;
-        Ok(())
-    })
+    let snapshot = pinned_snapshot(
+        || {
+            asked = true;
+            Ok(())
+        },
+        &|_| true,
+    )
     .expect("reading the pin")
     .expect("a pin to read");
     assert!(asked, "the pid view is checked before a pin is read");
@@ -339,11 +342,23 @@ fn a_pinned_iterator_is_read_by_others_and_removed_on_drop() {
         .count();
     assert_eq!(ours, 3, "the helper's threads in the pinned snapshot");
     // An untrusted pid view refuses the pin.
-    let refused = pinned_snapshot(|| Err(Unavailable::Untrusted("test".into())));
+    let refused = pinned_snapshot(|| Err(Unavailable::Untrusted("test".into())), &|_| true);
+    // Kept: none (the host has no live patching: every thread is idle);
+    // still every thread is counted.
+    let none_kept = pinned_snapshot(|| Ok(()), &|state| state != crate::model::PatchState::Idle)
+        .expect("reading the pin")
+        .expect("a pin to read");
+    assert!(none_kept.threads.is_empty());
+    assert!(
+        none_kept.seen >= snapshot.seen / 2,
+        "{} vs {}",
+        none_kept.seen,
+        snapshot.seen
+    );
     assert!(matches!(refused, Err(Unavailable::Untrusted(_))));
     drop(pinned);
     assert!(!path.exists(), "the pin is removed on drop");
-    let none =
-        pinned_snapshot(|| panic!("no pin, nothing to trust")).expect("no pin is not an error");
+    let none = pinned_snapshot(|| panic!("no pin, nothing to trust"), &|_| true)
+        .expect("no pin is not an error");
     assert!(none.is_none());
 }
