@@ -187,6 +187,15 @@ impl Btf {
         blob
     }
 
+    /// Frees the blob and its index, once everything needed was looked up:
+    /// later lookups find nothing.
+    pub fn release(&mut self) {
+        self.data = Vec::new();
+        self.offsets = Vec::new();
+        self.types = 0..0;
+        self.strings = 0..0;
+    }
+
     /// Whether the kernel has a function `name` (what fentry/fexit attach to).
     pub fn has_function(&self, name: &str) -> bool {
         self.find(KIND_FUNC, name).is_some()

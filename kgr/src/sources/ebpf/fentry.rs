@@ -33,7 +33,7 @@ impl FentryProbe {
             .try_into()
             .map_err(|e| unavailable("fentry", &e))?;
         program
-            .load(function, &kernel.aya)
+            .load(function, kernel.aya()?)
             .map_err(|e| unavailable("fentry", &e))?;
         program.attach().map_err(|e| unavailable("fentry", &e))?;
         Ok(FentryProbe {

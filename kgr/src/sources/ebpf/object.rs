@@ -30,24 +30,33 @@ const SNAPSHOT_UNUSED_MAPS: &[(&str, u32)] =
 /// aya (which needs the ids programs attach to) the types only up to the
 /// last function attached to.
 ///
-/// aya's `EbpfLoader::new()` parses the whole of vmlinux's BTF itself
-/// (`Btf::from_sys_fs`); kgr replaces that copy with the cut one, so it
-/// starts the loader on a thread of its own while the main thread reads
-/// BTF. On the 2-core host (`kgr bench-iterator`, 5 runs each) the load
-/// went from 56-75 ms to 45-57 ms, peak RSS from 41.4 to 38.5 MiB.
+/// Memory and time go to BTF: aya's `EbpfLoader::new()` parses the whole of
+/// vmlinux's BTF itself (`Btf::from_sys_fs`, no way around it), so kgr
+/// gives aya only a cut copy for the attach ids, and for the one-shot task
+/// snapshot keeps no two big copies at once (`read_offsets`,
+/// `load_for_snapshot`, `attach_btf`). Measured on the 2-core host with
+/// `kgr bench-iterator` (5 runs each): three whole parses 56-75 ms and
+/// 41.4 MiB peak RSS; the cut copy with the loader on a thread of its own
+/// 32-34 ms and 37.5 MiB; one at a time, as now, 43-44 ms and 28.2 MiB.
 pub struct Kernel {
     pub offsets: TaskOffsets,
     pub ours: btf::Btf,
-    pub aya: Btf,
-    /// The loader, being made on its own thread (taken by the first load).
-    loader: Option<std::thread::JoinHandle<EbpfLoader<'static>>>,
+    /// For aya: read with `read`, or later with `attach_btf`.
+    aya: Option<Btf>,
 }
 
 impl Kernel {
-    /// Reads `/sys/kernel/btf/vmlinux` and the offsets the programs need;
-    /// `functions` are the kernel functions programs will attach to
-    /// (`bpf_iter_task` for the task iterator).
+    /// Reads `/sys/kernel/btf/vmlinux`, the offsets the programs need, and
+    /// for aya the types up to the last of `functions`, the kernel functions
+    /// programs will attach to.
     pub fn read(functions: &[&str]) -> Result<Kernel, Unavailable> {
+        let mut kernel = Kernel::read_offsets()?;
+        kernel.aya = Some(kernel.cut(functions)?);
+        Ok(kernel)
+    }
+
+    /// Reads `/sys/kernel/btf/vmlinux` and the offsets only.
+    pub fn read_offsets() -> Result<Kernel, Unavailable> {
         if OBJECT.is_empty() {
             return Err(Unavailable::NotBuiltIn);
         }
@@ -55,10 +64,6 @@ impl Kernel {
         if !path.exists() {
             return Err(Unavailable::NoBtf);
         }
-        let loader = std::thread::Builder::new()
-            .name("kgr-ebpf-loader".into())
-            .spawn(EbpfLoader::new)
-            .ok();
         let ours = btf::Btf::read(path).map_err(|e| Unavailable::Failed {
             what: "reading BTF".into(),
             error: format!("{e:#}"),
@@ -73,14 +78,36 @@ impl Kernel {
                 error: format!("task_struct has no {member}"),
             });
         }
-        let aya = Btf::parse(&ours.prefix_through(functions), aya::Endianness::default())
-            .map_err(|e| unavailable("reading BTF (aya)", &e))?;
         Ok(Kernel {
             offsets,
             ours,
-            aya,
-            loader,
+            aya: None,
         })
+    }
+
+    /// aya's copy: the types through the last of `functions`.
+    fn cut(&self, functions: &[&str]) -> Result<Btf, Unavailable> {
+        Btf::parse(
+            &self.ours.prefix_through(functions),
+            aya::Endianness::default(),
+        )
+        .map_err(|e| unavailable("reading BTF (aya)", &e))
+    }
+
+    /// The BTF aya finds attach ids in (read by `read` or `attach_btf`).
+    pub fn aya(&self) -> Result<&Btf, Unavailable> {
+        self.aya.as_ref().ok_or_else(|| Unavailable::Failed {
+            what: "reading BTF (aya)".into(),
+            error: "not read".into(),
+        })
+    }
+
+    /// After `load_for_snapshot`: aya's copy for `functions`; our reader's
+    /// memory is released (nothing else is looked up in it).
+    pub fn attach_btf(&mut self, functions: &[&str]) -> Result<&Btf, Unavailable> {
+        let cut = self.cut(functions)?;
+        self.ours.release();
+        Ok(self.aya.insert(cut))
     }
 
     /// Loads the object (maps created, no program loaded yet) with the
@@ -94,20 +121,25 @@ impl Kernel {
     /// instead of their full size. The 65,536-entry preallocated hash of the
     /// syscall tracker was most of the object's load time (host: ~7 ms of
     /// ~8 ms; under TCG far more), for a map the iterator never touches.
+    /// aya gets no BTF for this load (the object has no CO-RE relocations:
+    /// offsets are globals), so its own whole copy is gone before kgr cuts
+    /// one for the attach id (`attach_btf`).
     pub fn load_for_snapshot(&mut self) -> Result<Ebpf, Unavailable> {
-        self.load_sized(&[], SNAPSHOT_UNUSED_MAPS)
+        self.load_sized(&[], SNAPSHOT_UNUSED_MAPS, false)
     }
 
     /// As `load`, with more globals set (`kgr_common::GLOBAL_*`).
     pub fn load_with(&mut self, extra: &[(&str, u32)]) -> Result<Ebpf, Unavailable> {
-        self.load_sized(extra, &[])
+        self.load_sized(extra, &[], true)
     }
 
-    /// As `load_with`, with some maps' `max_entries` overridden.
+    /// As `load_with`, with some maps' `max_entries` overridden; with
+    /// `target_btf`, aya relocates against the cut BTF (read by `read`).
     fn load_sized(
         &mut self,
         extra: &[(&str, u32)],
         max_entries: &[(&'static str, u32)],
+        target_btf: bool,
     ) -> Result<Ebpf, Unavailable> {
         let o = &self.offsets;
         let globals = [
@@ -124,14 +156,9 @@ impl Kernel {
             .map(|&(name, off)| (name, off.unwrap_or(OFFSET_ABSENT)))
             .chain(extra.iter().copied())
             .collect();
-        let mut loader: EbpfLoader<'_> = self
-            .loader
-            .take()
-            .and_then(|thread| thread.join().ok())
-            .unwrap_or_default();
-        // Drops aya's own copy of the whole BTF. The object has no CO-RE
-        // relocations (offsets are globals), so the cut BTF is enough.
-        loader.btf(Some(&self.aya));
+        let mut loader = EbpfLoader::new();
+        // Drops aya's own copy of the whole BTF.
+        loader.btf(if target_btf { Some(self.aya()?) } else { None });
         for (name, value) in &values {
             loader.override_global(name, value, true);
         }

@@ -37,15 +37,16 @@ impl TaskIterator {
     /// `task_struct.patch_state`.
     pub fn load(need_live_patching: bool) -> Result<TaskIterator, Unavailable> {
         let start = Instant::now();
-        let mut kernel = Kernel::read(&[ITER_FUNCTION])?;
+        let mut kernel = Kernel::read_offsets()?;
         let live_patching = kernel.offsets.patch_state.is_some();
         if need_live_patching && !live_patching {
             return Err(Unavailable::NoLivePatching);
         }
         let mut ebpf = kernel.load_for_snapshot()?;
+        let attach_btf = kernel.attach_btf(&[ITER_FUNCTION])?;
         let program: &mut Iter = program(&mut ebpf)?;
         program
-            .load("task", &kernel.aya)
+            .load("task", attach_btf)
             .map_err(|e| unavailable("loading the task iterator", &e))?;
         Ok(TaskIterator {
             ebpf,

@@ -195,12 +195,12 @@ fn attach_one(
         })?;
     if fexit {
         let prog: &mut FExit = prog.try_into().map_err(|e| unavailable(&what, &e))?;
-        prog.load(function, &kernel.aya)
+        prog.load(function, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
         prog.attach().map_err(|e| unavailable(&what, &e))?;
     } else {
         let prog: &mut FEntry = prog.try_into().map_err(|e| unavailable(&what, &e))?;
-        prog.load(function, &kernel.aya)
+        prog.load(function, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
         prog.attach().map_err(|e| unavailable(&what, &e))?;
     }

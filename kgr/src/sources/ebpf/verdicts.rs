@@ -49,7 +49,7 @@ impl StackCheckTracer {
             .try_into()
             .map_err(|e| unavailable(&what, &e))?;
         program
-            .load(HOOK, &kernel.aya)
+            .load(HOOK, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
         program.attach().map_err(|e| unavailable(&what, &e))?;
         let syscalls_unavailable = syscalls::attach_hooks(&mut ebpf).err();
