@@ -119,15 +119,15 @@ impl TransitionView {
 }
 
 /// From this many threads on, one eBPF task snapshot (load included) beats
-/// opening every thread's `patch_state`. The procfs scan costs one `openat`,
-/// one `read` and one `close` per thread; the snapshot a fixed load (kernel
-/// BTF parsed twice, object and program load) plus a cheap pass. Measured
-/// 2026-12-04 on the 2-core host, release build: procfs ~9.5 us per thread,
-/// snapshot ~60 ms to load + ~1.4 us per thread (crossover ~7.5k); in the
-/// TCG lab (`cargo xtask bench --vm-only --counts 1000,10000 --repeat 3`)
-/// at 10,068 threads procfs 709 ms against the snapshot's 945 ms (791 ms of
-/// it load), ~70 vs ~7 us per thread (crossover ~12.5k); at 15,068 threads
-/// the snapshot won, 815 ms (599 ms load) against 1,031 ms. The larger
+/// opening every thread's `patch_state` (with a `kgr monitor` running, its
+/// pinned iterator costs no load and is used at any count). The procfs scan
+/// costs one `openat`, one `read` and one `close` per thread; the snapshot a
+/// fixed load (kernel BTF read and cut for aya, aya's own parse, object and
+/// program load) plus a cheap pass. Measured 2026-12-04 with `cargo xtask
+/// bench` (20:14 UTC run): on the 2-core host procfs ~4.3 us per thread,
+/// the snapshot 43 ms to load + ~0.65 us per thread (crossover ~11.8k); in
+/// the TCG lab procfs ~54 us per thread, the snapshot ~420 ms + ~3.4 us
+/// (crossover ~8.3k; at 50,069 threads 603 ms against 2,701 ms). The larger
 /// crossover wins: below it the snapshot's load does not pay. See also
 /// `bench_snapshot_vs_procfs` in sources/ebpf/tests.rs.
 const SNAPSHOT_MIN_THREADS: usize = 12_000;
