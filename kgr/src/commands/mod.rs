@@ -183,20 +183,16 @@ fn snapshot_blockers(
             error: format!("{} tasks could not be read", snapshot.incomplete),
         }));
     }
-    match snapshot.pinned_by {
-        Some(pid) => ctx.note(format!(
-            "eBPF task snapshot (iterator pinned by kgr monitor {pid}): {} threads, {} ms to open, {} ms to read",
-            snapshot.seen,
-            snapshot.load_time.as_millis(),
-            snapshot.pass_time.as_millis()
-        )),
-        None => ctx.note(format!(
-            "eBPF task snapshot: {} threads, {} ms to load, {} ms to read",
-            snapshot.seen,
-            snapshot.load_time.as_millis(),
-            snapshot.pass_time.as_millis()
-        )),
-    }
+    let (source, load) = match snapshot.pinned_by {
+        Some(pid) => (format!(" (iterator pinned by kgr monitor {pid})"), "open"),
+        None => (String::new(), "load"),
+    };
+    ctx.note(format!(
+        "eBPF task snapshot{source}: {} threads, {} ms to {load}, {} ms to read",
+        snapshot.seen,
+        snapshot.load_time.as_millis(),
+        snapshot.pass_time.as_millis()
+    ));
     let mut scan = ThreadScan {
         examined: snapshot.seen,
         ..ThreadScan::default()

@@ -356,12 +356,9 @@ fn attach(ctx: &mut Context) -> Option<TransitionTracer> {
 /// The task iterator pinned for `kgr blocking`, or `None` with a `-v` note
 /// saying why not.
 fn pin(ctx: &mut Context) -> Option<PinnedIterator> {
-    let not_pinned = "kgr blocking loads its own";
-    if let Err(why) = ebpf::precheck(ctx.root.is_live(), ctx.no_ebpf) {
-        ctx.note(format!("task iterator not pinned: {why}; {not_pinned}"));
-        return None;
-    }
-    match PinnedIterator::pin() {
+    let pinned =
+        ebpf::precheck(ctx.root.is_live(), ctx.no_ebpf).and_then(|()| PinnedIterator::pin());
+    match pinned {
         Ok(pinned) => {
             ctx.note(format!(
                 "eBPF: task iterator pinned at {} for kgr blocking",
@@ -370,7 +367,9 @@ fn pin(ctx: &mut Context) -> Option<PinnedIterator> {
             Some(pinned)
         }
         Err(why) => {
-            ctx.note(format!("task iterator not pinned: {why}; {not_pinned}"));
+            ctx.note(format!(
+                "task iterator not pinned: {why}; kgr blocking loads its own"
+            ));
             None
         }
     }
