@@ -16,9 +16,6 @@ _kgr() {
             ",$1")
                 cmd="kgr"
                 ;;
-            kgr,bench-iterator)
-                cmd="kgr__subcmd__bench__subcmd__iterator"
-                ;;
             kgr,blocking)
                 cmd="kgr__subcmd__blocking"
                 ;;
@@ -53,34 +50,12 @@ _kgr() {
 
     case "${cmd}" in
         kgr)
-            opts="-v -h -V --verbose --json --root --no-ebpf --force-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics monitor bench-iterator"
+            opts="-v -h -V --verbose --json --root --no-ebpf --force-ebpf --help --version status check patches blocking blocking_threads poke snapshot metrics monitor"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        kgr__subcmd__bench__subcmd__iterator)
-            opts="-v -h --repeat --verbose --json --root --no-ebpf --force-ebpf --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --repeat)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

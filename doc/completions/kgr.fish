@@ -40,7 +40,6 @@ complete -c kgr -n "__fish_kgr_needs_command" -f -a "poke" -d 'Send SIGSTOP then
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "snapshot" -d 'Capture what kgr reads (livepatch sysfs, every thread\'s state, comm, cmdline, stat, stack...) into one .tar.gz; `kgr --root FILE` answers from it as on the live system'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "metrics" -d 'Print the live patching state as Prometheus metrics (or write them for node_exporter\'s textfile collector with --textfile)'
 complete -c kgr -n "__fish_kgr_needs_command" -f -a "monitor" -d 'Follow the running (or next) transition as it happens: a progress line on a terminal, one line per event (-v: per thread switch; --json: JSON lines), a summary at the end or on Ctrl-C. Uses eBPF on the kernel\'s klp functions, else polls sysfs every 200 ms'
-complete -c kgr -n "__fish_kgr_needs_command" -f -a "bench-iterator" -d 'For `cargo xtask bench`: load the task iterator once, then time N bare passes over every task (the floor of any snapshot)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
 complete -c kgr -n "__fish_kgr_using_subcommand status" -s v -l verbose -d 'More detail (repeat for more: -vv)'
 complete -c kgr -n "__fish_kgr_using_subcommand status" -l json -d 'Print one JSON document instead of the human output'
@@ -105,10 +104,3 @@ complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l json -d 'Print one J
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -l force-ebpf -d 'Use the eBPF task snapshot whatever the thread count (it pays from a few thousand threads on); to compare it with the procfs scan'
 complete -c kgr -n "__fish_kgr_using_subcommand monitor" -s h -l help -d 'Print help'
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -l repeat -d 'Passes to time after the load' -r
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -l root -d 'Read DIR/sys and DIR/proc instead of /sys and /proc (DIR may be a `kgr snapshot` archive)' -r -F
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -s v -l verbose -d 'More detail (repeat for more: -vv)'
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -l json -d 'Print one JSON document instead of the human output'
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -l no-ebpf -d 'Never use eBPF: read sysfs/procfs only (-v says when eBPF was not used)'
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -l force-ebpf -d 'Use the eBPF task snapshot whatever the thread count (it pays from a few thousand threads on); to compare it with the procfs scan'
-complete -c kgr -n "__fish_kgr_using_subcommand bench-iterator" -s h -l help -d 'Print help'

@@ -33,10 +33,40 @@ pub fn generate() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         (Shell::Fish, "kgr.fish"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut kgr_cli::Cli::command(), "kgr", &mut buf);
+        clap_complete::generate(
+            shell,
+            &mut without_hidden(kgr_cli::Cli::command()),
+            "kgr",
+            &mut buf,
+        );
         files.push((PathBuf::from(DOC_DIR).join("completions").join(name), buf));
     }
     Ok(files)
+}
+
+/// The command with its hidden subcommands left out: clap_complete's
+/// generators list every subcommand, hidden or not, and a hidden one (kgr's
+/// `bench-iterator`, for `cargo xtask bench`) is not for users to complete.
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let visible: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .cloned()
+        .collect();
+    let mut out = clap::Command::new(cmd.get_name().to_owned())
+        .disable_help_subcommand(cmd.is_disable_help_subcommand_set())
+        .args(cmd.get_arguments().cloned())
+        .subcommands(visible);
+    if let Some(version) = cmd.get_version() {
+        out = out.version(version.to_owned());
+    }
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(long_about) = cmd.get_long_about() {
+        out = out.long_about(long_about.clone());
+    }
+    out
 }
 
 /// Writes the files, or with `check` fails when any differs from what is committed.
@@ -236,6 +266,43 @@ mod tests {
             "DIR/sys",
         ] {
             assert!(page.contains(needle), "man page lacks {needle}");
+        }
+    }
+
+    /// Every shell completes each visible command and none that is hidden.
+    #[test]
+    fn completions_offer_the_visible_commands_only() {
+        let cmd = kgr_cli::Cli::command();
+        let (hidden, visible): (Vec<_>, Vec<_>) =
+            cmd.get_subcommands().partition(|sub| sub.is_hide_set());
+        assert!(!hidden.is_empty(), "kgr has a hidden command to leave out");
+        for (rel, content) in generate().expect("generating docs") {
+            if !rel.starts_with(Path::new(DOC_DIR).join("completions")) {
+                continue;
+            }
+            let text = String::from_utf8(content).expect("utf-8");
+            for sub in &visible {
+                assert!(
+                    text.contains(sub.get_name()),
+                    "{} lacks {}",
+                    rel.display(),
+                    sub.get_name()
+                );
+            }
+            for sub in &hidden {
+                assert!(
+                    !text.contains(sub.get_name()),
+                    "{} offers hidden {}",
+                    rel.display(),
+                    sub.get_name()
+                );
+            }
+            // `--version` in bash and zsh, `-l version` in fish.
+            assert!(
+                text.contains("version"),
+                "{} lacks --version",
+                rel.display()
+            );
         }
     }
 }
