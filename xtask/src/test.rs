@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::bench;
 use crate::dist;
+use crate::docs;
 use crate::vm::{self, LabOutcome};
 
 #[derive(Args)]
@@ -28,6 +29,44 @@ fn cargo(args: &[&str]) -> Result<()> {
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Lints kgr-ebpf for the target it runs on. The workspace clippy above
+/// sees it as a host crate; this one builds it as aya-build does (the
+/// nightly of its rust-toolchain.toml, `bpfel-unknown-none`, core from
+/// source), in its own target directory.
+fn clippy_ebpf() -> Result<()> {
+    let root = docs::workspace_root();
+    let target_dir = root.join("target").join("bpf-clippy");
+    let args = [
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--bins",
+        "--target-dir",
+        target_dir.to_str().context("non-UTF-8 target directory")?,
+        "--",
+        "-D",
+        "warnings",
+    ];
+    eprintln!("xtask: (in kgr-ebpf) rustup {}", args.join(" "));
+    let status = Command::new("rustup")
+        .args(args)
+        .current_dir(root.join("kgr-ebpf"))
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .context("running rustup")?;
+    if !status.success() {
+        bail!("clippy for kgr-ebpf on bpfel-unknown-none failed ({status})");
     }
     Ok(())
 }
@@ -107,6 +146,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    clippy_ebpf()?;
     cargo(&["test", "--workspace"])?;
     packages(args)?;
     let outcome = if args.no_vm {
