@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::docs;
+use crate::setup;
 
 /// The cargo subcommands that build the packages, as (binary, crate).
 const PACKAGERS: &[(&str, &str)] = &[
@@ -26,6 +27,9 @@ pub const PACKAGED: &[&str] = &[
     "/systemd/system/kgr-metrics.timer",
     "/systemd/system/kgr-monitor.service",
 ];
+
+/// The Debian packages of the tools `check` inspects the packages with.
+const CHECK_TOOLS: &[&str] = &["rpm", "man-db", "systemd"];
 
 fn run(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
@@ -103,6 +107,8 @@ fn listed(list: &str, needle: &str) -> bool {
 /// Installs the .deb and checks the installed kgr, the man page, the units
 /// (systemd-analyze verify) and the .rpm's file list (rpm -qpl).
 pub fn check(deb: &Path, rpm: &Path) -> Result<()> {
+    setup::apt_install(CHECK_TOOLS)
+        .with_context(|| format!("installing {}", CHECK_TOOLS.join(" ")))?;
     run(Command::new("dpkg").arg("-i").arg(deb))?;
     let version = run(Command::new("/usr/sbin/kgr").arg("--version"))?;
     if version.trim() != format!("kgr {}", env!("CARGO_PKG_VERSION")) {
