@@ -5,7 +5,7 @@ use aya::programs::FEntry;
 use aya::Ebpf;
 
 use super::object::Kernel;
-use super::{unavailable, Unavailable};
+use super::{typed_program, unavailable, Unavailable};
 
 /// The program in the object; it can be pointed at any kernel function.
 const PROGRAM: &str = "klp_init_transition";
@@ -24,14 +24,7 @@ impl FentryProbe {
             return Err(Unavailable::MissingHook(function.into()));
         }
         let mut ebpf = kernel.load()?;
-        let program: &mut FEntry = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| Unavailable::Failed {
-                what: "fentry".into(),
-                error: format!("no program {PROGRAM} in the object"),
-            })?
-            .try_into()
-            .map_err(|e| unavailable("fentry", &e))?;
+        let program: &mut FEntry = typed_program(&mut ebpf, PROGRAM, "fentry")?;
         program
             .load(function, kernel.aya()?)
             .map_err(|e| unavailable("fentry", &e))?;

@@ -373,6 +373,26 @@ pub fn snapshot_count_trusted(seen: usize, counted: usize) -> Result<(), Unavail
     Ok(())
 }
 
+/// The program `name` of a loaded object as its kind `P` (`FEntry`, `Iter`,
+/// ...), or why not, as a failure of step `what`.
+#[cfg(feature = "ebpf")]
+fn typed_program<'a, P>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &str,
+    what: &str,
+) -> Result<&'a mut P, Unavailable>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| Unavailable::Failed {
+            what: what.into(),
+            error: format!("no program {name} in the object"),
+        })?
+        .try_into()
+        .map_err(|e| unavailable(what, &e))
+}
+
 /// Classifies an error of step `what`: permission errors are refusals (the
 /// kernel's policy), the rest failures.
 #[cfg(feature = "ebpf")]

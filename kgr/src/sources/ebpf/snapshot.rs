@@ -15,7 +15,11 @@ use kgr_common::{
 use crate::model::{PatchState, TaskState, Thread};
 
 use super::object::Kernel;
-use super::{unavailable, Keep, TaskSnapshot, Unavailable};
+use super::{typed_program, unavailable, Keep, TaskSnapshot, Unavailable};
+
+/// The iterator program in the object, and the step that finds it.
+const TASK_ITER: &str = "task_iter";
+const FINDING: &str = "finding the task iterator";
 
 /// The kernel function an `iter/task` program attaches to.
 const ITER_FUNCTION: &str = "bpf_iter_task";
@@ -44,7 +48,7 @@ impl TaskIterator {
         }
         let mut ebpf = kernel.load_for_snapshot()?;
         let attach_btf = kernel.attach_btf(&[ITER_FUNCTION])?;
-        let program: &mut Iter = program(&mut ebpf)?;
+        let program: &mut Iter = typed_program(&mut ebpf, TASK_ITER, FINDING)?;
         program
             .load("task", attach_btf)
             .map_err(|e| unavailable("loading the task iterator", &e))?;
@@ -57,7 +61,7 @@ impl TaskIterator {
 
     /// A new link of the loaded program: each link's file is one pass.
     pub fn link(&mut self) -> Result<IterLink, Unavailable> {
-        let program: &mut Iter = program(&mut self.ebpf)?;
+        let program: &mut Iter = typed_program(&mut self.ebpf, TASK_ITER, FINDING)?;
         let link_id = program
             .attach()
             .map_err(|e| unavailable("attaching the task iterator", &e))?;
@@ -165,17 +169,6 @@ fn convert(bytes: &[u8], live_patching: bool, keep: Keep) -> Result<TaskSnapshot
         pass_time: Duration::ZERO,
         pinned_by: None,
     })
-}
-
-fn program(ebpf: &mut Ebpf) -> Result<&mut Iter, Unavailable> {
-    let failed = |error: String| Unavailable::Failed {
-        what: "finding the task iterator".into(),
-        error,
-    };
-    ebpf.program_mut("task_iter")
-        .ok_or_else(|| failed("no program task_iter in the object".into()))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| failed(e.to_string()))
 }
 
 /// A record's patch state (idle where the kernel has none).

@@ -9,7 +9,7 @@ use aya::Ebpf;
 use kgr_common::{SyscallEntry, COUNTER_IN_KERNEL_FULL, SYSCALL_NONE};
 
 use super::object::Kernel;
-use super::{unavailable, Unavailable};
+use super::{typed_program, unavailable, Unavailable};
 
 /// The raw tracepoints the tracker needs, by program name.
 const HOOKS: [&str; 3] = ["sys_enter", "sys_exit", "sched_process_exit"];
@@ -71,14 +71,7 @@ impl SyscallTracker {
 pub(super) fn attach_hooks(ebpf: &mut Ebpf) -> Result<(), Unavailable> {
     for hook in HOOKS {
         let what = format!("raw tracepoint {hook}");
-        let program: &mut RawTracePoint = ebpf
-            .program_mut(hook)
-            .ok_or_else(|| Unavailable::Failed {
-                what: what.clone(),
-                error: "not in the object".into(),
-            })?
-            .try_into()
-            .map_err(|e| unavailable(&what, &e))?;
+        let program: &mut RawTracePoint = typed_program(ebpf, hook, &what)?;
         program.load().map_err(|e| unavailable(&what, &e))?;
         program.attach(hook).map_err(|e| unavailable(&what, &e))?;
     }

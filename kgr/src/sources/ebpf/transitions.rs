@@ -17,7 +17,7 @@ use tokio::io::Interest;
 use crate::model::{KernelEvent, SwitchVia, Target};
 
 use super::object::Kernel;
-use super::{unavailable, Unavailable};
+use super::{typed_program, unavailable, Unavailable};
 
 /// (program in the object, kernel function, fexit?)
 const HOOKS: [(&str, &str, bool); 9] = [
@@ -187,19 +187,13 @@ fn attach_one(
     fexit: bool,
 ) -> Result<(), Unavailable> {
     let what = format!("{} {function}", if fexit { "fexit" } else { "fentry" });
-    let prog = ebpf
-        .program_mut(program)
-        .ok_or_else(|| Unavailable::Failed {
-            what: what.clone(),
-            error: "not in the object".into(),
-        })?;
     if fexit {
-        let prog: &mut FExit = prog.try_into().map_err(|e| unavailable(&what, &e))?;
+        let prog: &mut FExit = typed_program(ebpf, program, &what)?;
         prog.load(function, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
         prog.attach().map_err(|e| unavailable(&what, &e))?;
     } else {
-        let prog: &mut FEntry = prog.try_into().map_err(|e| unavailable(&what, &e))?;
+        let prog: &mut FEntry = typed_program(ebpf, program, &what)?;
         prog.load(function, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
         prog.attach().map_err(|e| unavailable(&what, &e))?;

@@ -12,7 +12,7 @@ use crate::model::Reason;
 
 use super::object::Kernel;
 use super::syscalls::{self, monotonic_ns, InKernel};
-use super::{unavailable, KernelVerdict, Unavailable};
+use super::{typed_program, unavailable, KernelVerdict, Unavailable};
 
 /// The kernel function whose return is the verdict.
 const HOOK: &str = "klp_check_and_switch_task";
@@ -40,14 +40,7 @@ impl StackCheckTracer {
         }
         let mut ebpf = kernel.load()?;
         let what = format!("fexit {HOOK}");
-        let program: &mut FExit = ebpf
-            .program_mut(HOOK)
-            .ok_or_else(|| Unavailable::Failed {
-                what: what.clone(),
-                error: "not in the object".into(),
-            })?
-            .try_into()
-            .map_err(|e| unavailable(&what, &e))?;
+        let program: &mut FExit = typed_program(&mut ebpf, HOOK, &what)?;
         program
             .load(HOOK, kernel.aya()?)
             .map_err(|e| unavailable(&what, &e))?;
