@@ -12,6 +12,9 @@ mod host_checks;
 mod qemu;
 mod setup;
 
+/// For `cargo xtask bench`: one benchmark boot of a lab kernel.
+pub(crate) use qemu::bench as bench_boot;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -178,18 +181,6 @@ pub(crate) fn bench_program(lab: &Lab, name: &str) -> PathBuf {
             .join(name),
         _ => lab.cache.join("guest").join(name),
     }
-}
-
-/// For `cargo xtask bench`: one benchmark boot of kernel `k`.
-pub(crate) fn bench_boot(
-    lab: &Lab,
-    k: Kernel,
-    memory: &str,
-    append: &str,
-    timeout: u64,
-    on_line: impl FnMut(&str),
-) -> Result<qemu::BenchRun> {
-    qemu::bench(lab, k, memory, append, timeout, on_line)
 }
 
 /// Runs the lab scenarios on every lab kernel, for `cargo xtask test`.
